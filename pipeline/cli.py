@@ -1,0 +1,45 @@
+"""The `ssiw` command. Each stage owns its subcommands in its own module; this file only wires them.
+
+Subcommand modules import heavy libraries (torch, ray, pyarrow) inside their functions so that
+`ssiw --help` and `ssiw taxonomy ...` stay fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.convert import cli as convert_cli
+from pipeline.describe import cli as describe_cli
+from pipeline.embed import cli as embed_cli
+from pipeline.labelspace import cli as labelspace_cli
+from pipeline.taxonomy import cli as taxonomy_cli
+from trainer import cli as trainer_cli
+
+app = typer.Typer(
+    name="ssiw",
+    help=(
+        "Semantic segmentation from sentences: every class of every dataset becomes the embedding of a "
+        "sentence describing it, so datasets with different taxonomies merge into one training corpus."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.add_typer(taxonomy_cli.app, name="taxonomy")
+app.command("describe")(describe_cli.describe)
+app.command("embed")(embed_cli.embed)
+app.add_typer(labelspace_cli.app, name="labels")
+app.command("convert")(convert_cli.convert)
+app.add_typer(convert_cli.shards_app, name="shards")
+app.command("train")(trainer_cli.train)
+app.command("eval")(trainer_cli.evaluate)
+app.command("segment")(trainer_cli.segment)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""What every format reader provides: plan the work once, then read one item into a Sample.
+
+A reader is two pure functions. `plan` runs once in the driver and lists the work (it may read a
+large index such as a COCO JSON, once); each WorkItem it yields is small and picklable, so a Ray
+task can carry a shard's worth of them. `read` turns one WorkItem into a Sample, or raises
+BadSample naming the file and the reason, which sends that sample to the quarantine report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+
+from pipeline.taxonomy.schema import DatasetTaxonomy
+
+
+class BadSample(Exception):
+    """One input sample cannot be converted; the job quarantines it and goes on (or stops with --strict)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One image's worth of work, as planned. Small and picklable."""
+
+    key: str  # unique within (dataset, split); letters, digits, '-' and '_' only (a tar member stem)
+    image: str  # absolute path of the image file
+    annotation: str | None = None  # absolute path of the label file, when there is one
+    extra: dict[str, Any] = field(default_factory=dict)  # small per-image data (segments_info, boxes, ...)
+
+
+@dataclass
+class Sample:
+    """One converted sample, ready for the shard writer."""
+
+    key: str
+    image_bytes: bytes  # the original file's bytes, never re-encoded
+    image_ext: str  # "jpg" or "png", from the bytes' real format
+    width: int
+    height: int
+    label: np.ndarray | None  # HxW, the taxonomy's label dtype, contiguous index or ignore index
+    boxes: list[list[int]] | None = None  # [x0, y0, x1, y1, class_index] for box supervision
+    sources: dict[str, str] = field(default_factory=dict)  # role -> source file name, for the record
+
+
+class Reader(Protocol):
+    def plan(self, tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]: ...
+
+    def read(self, tax: DatasetTaxonomy, item: WorkItem) -> Sample: ...
+
+
+@dataclass(frozen=True)
+class FunctionReader:
+    """A reader made of two module-level functions (picklable for Ray)."""
+
+    plan: Callable[[DatasetTaxonomy, Path, str], Iterator[WorkItem]]
+    read: Callable[[DatasetTaxonomy, WorkItem], Sample]

@@ -1,0 +1,103 @@
+"""`ssiw taxonomy ...`: list, show, validate and inspect the shipped (or any) taxonomy folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.paths import default_taxonomy_dir
+from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set, validate_folder
+
+app = typer.Typer(help="List, show and validate dataset taxonomies and the label registry.", no_args_is_help=True)
+console = Console()
+
+TaxonomyDir = typer.Option(
+    None, "--taxonomies", "-t", help="taxonomy folder (default: the shipped taxonomies/ or $SSIW_TAXONOMIES)"
+)
+
+
+def _load(folder: Optional[Path]):
+    try:
+        return load_taxonomy_set(folder or default_taxonomy_dir())
+    except TaxonomyError as e:
+        console.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from e
+
+
+@app.command("list")
+def list_datasets(taxonomies: Optional[Path] = TaxonomyDir) -> None:
+    """A table of every dataset: format, supervision, role and class count."""
+    taxset = _load(taxonomies)
+    table = Table(title=f"taxonomies in {taxset.folder}")
+    for col in ("dataset", "version", "format", "supervision", "role", "classes"):
+        table.add_column(col, justify="right" if col == "classes" else "left")
+    for name, tax in sorted(taxset.datasets.items(), key=lambda kv: (kv[1].role.value != "train", kv[0])):
+        table.add_row(name, tax.version, tax.format, tax.supervision.value, tax.role.value, str(tax.num_classes))
+    console.print(table)
+    console.print(f"{len(taxset.datasets)} datasets, {len(taxset.registry.labels)} labels in the registry")
+
+
+@app.command("show")
+def show(name: str, taxonomies: Optional[Path] = TaxonomyDir) -> None:
+    """Every class of one dataset: index, raw ids, name, registry label and its description."""
+    taxset = _load(taxonomies)
+    try:
+        tax = taxset.dataset(name)
+    except KeyError as e:
+        console.print(f"[red]{e.args[0]}[/red]")
+        raise typer.Exit(1) from e
+    console.print(f"[bold]{tax.name}[/bold] {tax.version}  format={tax.format}  supervision={tax.supervision.value}")
+    console.print(f"homepage: {tax.homepage}")
+    for split, spec in tax.splits.items():
+        console.print(f"split {split}: images={spec.images} annotations={spec.annotations} index={spec.index}")
+    console.print(f"ignored raw values: {tax.ignore_values}  label dtype: {tax.label_dtype} ignore={tax.ignore_index}")
+    table = Table()
+    for col in ("index", "raw ids", "name", "label", "description"):
+        table.add_column(col, overflow="fold")
+    for index, entry in enumerate(tax.classes):
+        label = taxset.registry.labels[entry.label]
+        desc = entry.description or label.description
+        table.add_row(str(index), ", ".join(map(str, entry.all_raw_ids)), entry.name, entry.label, desc)
+    console.print(table)
+
+
+@app.command("validate")
+def validate(
+    paths: list[Path] = typer.Argument(None, help="dataset YAML files (default: every file in the folder)"),
+    taxonomies: Optional[Path] = TaxonomyDir,
+) -> None:
+    """Check the registry and dataset files; print every problem with its file and place."""
+    folder = taxonomies or (paths[0].parent if paths else default_taxonomy_dir())
+    taxset, problems = validate_folder(folder, only=list(paths) if paths else None)
+    if problems:
+        for p in problems:
+            console.print(f"[red]✗[/red] {p}", highlight=False)
+        console.print(f"[red]{len(problems)} problem(s)[/red]")
+        raise typer.Exit(1)
+    assert taxset is not None
+    for name, path in sorted(taxset.files.items()):
+        console.print(f"[green]✓[/green] {path} ({taxset.datasets[name].num_classes} classes)", highlight=False)
+    console.print(f"[green]all {len(taxset.files)} file(s) valid[/green], registry has {len(taxset.registry.labels)} labels")
+
+
+@app.command("labels")
+def labels(
+    taxonomies: Optional[Path] = TaxonomyDir,
+    unused: bool = typer.Option(False, help="show only labels no dataset uses"),
+) -> None:
+    """The label registry: each label's group, Wikipedia title and how many datasets use it."""
+    taxset = _load(taxonomies)
+    usage = taxset.label_usage()
+    table = Table(title="label registry")
+    for col in ("label", "name", "group", "wikipedia", "datasets"):
+        table.add_column(col, overflow="fold")
+    for key, label in sorted(taxset.registry.labels.items(), key=lambda kv: (kv[1].group.value, kv[0])):
+        users = usage.get(key, [])
+        if unused and users:
+            continue
+        table.add_row(key, label.name, label.group.value, label.wikipedia, f"{len(users)}")
+    console.print(table)

@@ -1,0 +1,220 @@
+"""Loading and validating a taxonomy folder: the label registry plus one YAML per dataset.
+
+A taxonomy folder holds `labels.yaml` (the registry; extra `labels-*.yaml` files beside it extend
+it, for a user's own concepts) and one `<dataset>.yaml` per dataset. Every problem is collected
+as a Problem(file, where, message) so `ssiw taxonomy validate` can report all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from pipeline.taxonomy.formats import KNOWN_FORMATS
+from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
+from pipeline.taxonomy.yaml_io import read_yaml
+
+REGISTRY_FILE = "labels.yaml"
+REGISTRY_EXTRA_GLOB = "labels-*.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: Path
+    where: str  # e.g. "classes[3] 'wall'.label", or "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        where = f": {self.where}" if self.where else ""
+        return f"{self.file}{where}: {self.message}"
+
+
+class TaxonomyError(ValueError):
+    """Raised when a taxonomy folder or file has problems; lists every one."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} taxonomy problem(s):\n{lines}")
+
+
+def _pydantic_problems(path: Path, err: ValidationError, raw: object) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        loc = list(e["loc"])
+        where = ".".join(str(p) for p in loc)
+        # Name the class by its dataset name, not only its position.
+        if len(loc) >= 2 and loc[0] == "classes" and isinstance(loc[1], int) and isinstance(raw, dict):
+            classes = raw.get("classes") or []
+            name = classes[loc[1]].get("name") if loc[1] < len(classes) and isinstance(classes[loc[1]], dict) else None
+            rest = ".".join(str(p) for p in loc[2:])
+            where = f"classes[{loc[1]}]" + (f" {name!r}" if name else "") + (f".{rest}" if rest else "")
+        if len(loc) >= 2 and loc[0] == "labels":
+            where = f"label {loc[1]!r}" + ("." + ".".join(str(p) for p in loc[2:]) if len(loc) > 2 else "")
+        problems.append(Problem(path, where, e["msg"]))
+    return problems
+
+
+def _read(path: Path) -> tuple[object | None, list[Problem]]:
+    try:
+        return read_yaml(path), []
+    except FileNotFoundError:
+        return None, [Problem(path, "", "file not found")]
+    except yaml.YAMLError as e:
+        return None, [Problem(path, "", f"not valid YAML: {e}")]
+
+
+def load_registry_files(paths: list[Path]) -> tuple[LabelRegistry | None, list[Problem]]:
+    """Read one or more registry files into one registry; a key defined twice is a problem."""
+    merged: dict[str, Label] = {}
+    origin: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        raw, read_problems = _read(path)
+        problems += read_problems
+        if raw is None:
+            continue
+        if not isinstance(raw, dict) or not isinstance(raw.get("labels"), dict):
+            problems.append(Problem(path, "", "expected a mapping with a 'labels:' mapping inside"))
+            continue
+        try:
+            reg = LabelRegistry.model_validate(raw)
+        except ValidationError as e:
+            problems += _pydantic_problems(path, e, raw)
+            continue
+        for key, label in reg.labels.items():
+            if key in merged:
+                problems.append(Problem(path, f"label {key!r}", f"already defined in {origin[key]}"))
+                continue
+            merged[key] = label
+            origin[key] = path
+    if problems:
+        return None, problems
+    return LabelRegistry(labels=merged), []
+
+
+def load_dataset_file(path: Path) -> tuple[DatasetTaxonomy | None, list[Problem]]:
+    """Parse one dataset YAML and check the rules that need only the file itself."""
+    raw, problems = _read(path)
+    if raw is None:
+        return None, problems
+    if not isinstance(raw, dict):
+        return None, [Problem(path, "", "expected a mapping at the top level")]
+    try:
+        tax = DatasetTaxonomy.model_validate(raw)
+    except ValidationError as e:
+        return None, _pydantic_problems(path, e, raw)
+    return tax, check_dataset(path, tax)
+
+
+def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
+    """Rules across the whole file: ids, names, counts, format."""
+    problems: list[Problem] = []
+    if path.stem != tax.name:
+        problems.append(Problem(path, "name", f"{tax.name!r} differs from the file name {path.stem!r}"))
+    if tax.format not in KNOWN_FORMATS:
+        problems.append(
+            Problem(path, "format", f"unknown format {tax.format!r}; known: {', '.join(KNOWN_FORMATS)}")
+        )
+    if tax.declared_classes is not None and tax.declared_classes != tax.num_classes:
+        problems.append(
+            Problem(
+                path,
+                "classes",
+                f"{tax.num_classes} classes listed but declared_classes is {tax.declared_classes}",
+            )
+        )
+    first_seen: dict[object, str] = {}
+    for index, entry in enumerate(tax.classes):
+        where = f"classes[{index}] {entry.name!r}"
+        for raw in entry.all_raw_ids:
+            if raw in first_seen:
+                problems.append(Problem(path, where, f"duplicate raw id {raw!r} (also {first_seen[raw]})"))
+            else:
+                first_seen[raw] = where
+            if raw in tax.ignore_values:
+                problems.append(Problem(path, where, f"raw id {raw!r} is both a class and in ignore_values"))
+    for name, count in Counter(tax.class_names).items():
+        if count > 1:
+            problems.append(Problem(path, "classes", f"class name {name!r} appears {count} times"))
+    if tax.supervision.value == "box" and tax.format not in ("objects365", "coco_instances"):
+        problems.append(Problem(path, "supervision", f"'box' supervision needs a box format, not {tax.format!r}"))
+    return problems
+
+
+def check_against_registry(path: Path, tax: DatasetTaxonomy, registry: LabelRegistry) -> list[Problem]:
+    problems = []
+    for index, entry in enumerate(tax.classes):
+        where = f"classes[{index}] {entry.name!r}"
+        if entry.label not in registry.labels:
+            problems.append(Problem(path, where + ".label", f"unknown label {entry.label!r}: add it to labels.yaml"))
+        if entry.description is not None and not entry.description.strip():
+            problems.append(Problem(path, where + ".description", "description override is empty"))
+    return problems
+
+
+@dataclass
+class TaxonomySet:
+    """A validated taxonomy folder: the registry and every dataset by name."""
+
+    folder: Path
+    registry: LabelRegistry
+    datasets: dict[str, DatasetTaxonomy] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> DatasetTaxonomy:
+        if name not in self.datasets:
+            known = ", ".join(sorted(self.datasets))
+            raise KeyError(f"no taxonomy named {name!r} in {self.folder} (known: {known})")
+        return self.datasets[name]
+
+    def label_usage(self) -> dict[str, list[str]]:
+        """Label key -> names of the datasets that use it."""
+        usage: dict[str, list[str]] = {k: [] for k in self.registry.labels}
+        for name, tax in sorted(self.datasets.items()):
+            for key in dict.fromkeys(tax.class_labels):
+                usage.setdefault(key, []).append(name)
+        return usage
+
+
+def registry_paths(folder: Path) -> list[Path]:
+    return [folder / REGISTRY_FILE] + sorted(folder.glob(REGISTRY_EXTRA_GLOB))
+
+
+def dataset_paths(folder: Path) -> list[Path]:
+    skip = {p.name for p in registry_paths(folder)}
+    return sorted(p for p in folder.glob("*.yaml") if p.name not in skip)
+
+
+def validate_folder(folder: Path, only: list[Path] | None = None) -> tuple[TaxonomySet | None, list[Problem]]:
+    """Validate the registry and the dataset files (all of them, or `only`)."""
+    folder = Path(folder)
+    registry, problems = load_registry_files(registry_paths(folder))
+    taxset = TaxonomySet(folder=folder, registry=registry or LabelRegistry(labels={}))
+    for path in only if only is not None else dataset_paths(folder):
+        tax, file_problems = load_dataset_file(Path(path))
+        problems += file_problems
+        if tax is None:
+            continue
+        if registry is not None:
+            problems += check_against_registry(Path(path), tax, registry)
+        if tax.name in taxset.datasets:
+            problems.append(Problem(Path(path), "name", f"dataset {tax.name!r} also in {taxset.files[tax.name]}"))
+        taxset.datasets[tax.name] = tax
+        taxset.files[tax.name] = Path(path)
+    return (taxset if not problems else None), problems
+
+
+def load_taxonomy_set(folder: Path | None = None) -> TaxonomySet:
+    """Load and validate a taxonomy folder; raise TaxonomyError listing every problem."""
+    from pipeline.paths import default_taxonomy_dir
+
+    taxset, problems = validate_folder(Path(folder) if folder else default_taxonomy_dir())
+    if problems:
+        raise TaxonomyError(problems)
+    assert taxset is not None
+    return taxset

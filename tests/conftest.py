@@ -1,0 +1,35 @@
+"""Shared test fixtures. Ray starts once per session, bound to loopback only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Every Ray port binds to 127.0.0.1 with this set (see DEVELOPERS.md); set before ray is imported.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_FIXTURES = REPO.parent / "shared" / "fixtures" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_fixtures() -> Path:
+    """The real annotation samples beside the checkout. CI always has them; fail loudly if missing."""
+    if not REAL_FIXTURES.is_dir():
+        pytest.fail(f"real fixtures not found at {REAL_FIXTURES}")
+    return REAL_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray runtime shared by every test that needs one."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    yield ray
+    ray.shutdown()

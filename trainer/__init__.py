@@ -1,0 +1,1 @@
+"""Streaming trainer: mixed-supervision shards, the three losses, evaluation and inference."""
