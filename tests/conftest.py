@@ -18,9 +18,11 @@ REAL_FIXTURES = REPO.parent / "shared" / "fixtures" / "real"
 
 @pytest.fixture(scope="session")
 def real_fixtures() -> Path:
-    """The real annotation samples beside the checkout. CI always has them; fail loudly if missing."""
+    """The real annotation samples beside the checkout (shared/fixtures/real/SOURCES.md).
+
+    CI always has them. A fresh clone without the folder skips these tests, saying why."""
     if not REAL_FIXTURES.is_dir():
-        pytest.fail(f"real fixtures not found at {REAL_FIXTURES}")
+        pytest.skip(f"real fixtures not found at {REAL_FIXTURES} (they sit beside the checkout in CI)")
     return REAL_FIXTURES
 
 

@@ -139,3 +139,25 @@ def test_blank_override_description(tmp_path, value):
     bad = GOOD.replace("{raw_id: 1, name: road, label: road}", f"{{raw_id: 1, name: road, label: road, description: '{value}'}}")
     msgs = _messages(tmp_path, bad)
     assert len(msgs) == 1 and "description override is empty" in msgs[0]
+
+
+def test_class_marked_ignore_keeps_its_index_but_writes_ignore(tmp_path):
+    text = GOOD.replace("{raw_ids: [2, 3], name: car, label: car}", "{raw_ids: [2, 3], name: car, label: car}\n  - {raw_id: 9, name: unlabeled, label: road, ignore: true}").replace("declared_classes: 2", "declared_classes: 3")
+    taxset, problems = validate_folder(_folder(tmp_path, text))
+    assert problems == []
+    tax = taxset.dataset("toy")
+    assert tax.num_classes == 3
+    assert tax.raw_to_target() == {0: 255, 1: 0, 2: 1, 3: 1, 9: 255}
+
+
+def test_lut_refuses_unknown_values(tmp_path):
+    import numpy as np
+
+    from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, integer_lut
+
+    taxset, _ = validate_folder(_folder(tmp_path, GOOD))
+    lut = integer_lut(taxset.dataset("toy"), 256)
+    assert apply_lut(np.array([[0, 1, 2, 3]], dtype=np.uint8), lut, "uint8").tolist() == [[255, 0, 1, 1]]
+    with pytest.raises(UnknownRawValues) as err:
+        apply_lut(np.array([[1, 7, 7, 4]], dtype=np.uint8), lut, "uint8")
+    assert err.value.values == [4, 7]

@@ -16,15 +16,15 @@ UNKNOWN = -1
 def integer_lut(tax: DatasetTaxonomy, size: int) -> np.ndarray:
     """int32 table of `size` entries: class index, ignore index, or UNKNOWN."""
     lut = np.full(size, UNKNOWN, dtype=np.int32)
-    for raw in tax.ignore_values:
-        if isinstance(raw, int) and 0 <= raw < size:
-            lut[raw] = tax.ignore_index
-    for raw, index in tax.raw_to_index().items():
+    for raw, target in tax.raw_to_target().items():
         if not isinstance(raw, int):
             raise TypeError(f"{tax.name}: raw id {raw!r} is not an integer pixel value")
         if not 0 <= raw < size:
+            # An ignored value outside the table (e.g. -1) can never occur in an unsigned PNG.
+            if raw in tax.ignore_values:
+                continue
             raise ValueError(f"{tax.name}: raw id {raw} does not fit a table of {size} values")
-        lut[raw] = index
+        lut[raw] = target
     return lut
 
 

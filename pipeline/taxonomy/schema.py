@@ -99,6 +99,11 @@ class ClassEntry(_Strict):
     raw_ids: list[RawId] | None = None
     description: str | None = Field(default=None, description="overrides the registry/cache text")
     color: tuple[int, int, int] | None = Field(default=None, description="RGB, for colour-coded label PNGs")
+    ignore: bool = Field(
+        default=False,
+        description="a class the dataset lists but that means nothing (e.g. Mapillary 'Unlabeled'): it keeps "
+        "its index, and its pixels are written as the ignore value",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_give_ids(self) -> "ClassEntry":
@@ -155,4 +160,13 @@ class DatasetTaxonomy(_Strict):
         for index, entry in enumerate(self.classes):
             for raw in entry.all_raw_ids:
                 mapping[raw] = index
+        return mapping
+
+    def raw_to_target(self) -> dict[RawId, int]:
+        """Raw id -> the value written to a label PNG: class index, or ignore_index for ignored
+        raw values and classes marked `ignore`. A raw id absent here is unknown: an error."""
+        mapping: dict[RawId, int] = {raw: self.ignore_index for raw in self.ignore_values}
+        for index, entry in enumerate(self.classes):
+            for raw in entry.all_raw_ids:
+                mapping[raw] = self.ignore_index if entry.ignore else index
         return mapping
