@@ -75,12 +75,12 @@ def validate(
     taxset, problems = validate_folder(folder, only=list(paths) if paths else None)
     if problems:
         for p in problems:
-            console.print(f"[red]✗[/red] {p}", highlight=False)
+            console.print(f"[red]✗[/red] {p}", highlight=False, soft_wrap=True)
         console.print(f"[red]{len(problems)} problem(s)[/red]")
         raise typer.Exit(1)
     assert taxset is not None
     for name, path in sorted(taxset.files.items()):
-        console.print(f"[green]✓[/green] {path} ({taxset.datasets[name].num_classes} classes)", highlight=False)
+        console.print(f"[green]✓[/green] {path} ({taxset.datasets[name].num_classes} classes)", highlight=False, soft_wrap=True)
     console.print(f"[green]all {len(taxset.files)} file(s) valid[/green], registry has {len(taxset.registry.labels)} labels")
 
 

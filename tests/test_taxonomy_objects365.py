@@ -1,0 +1,126 @@
+"""The shipped Objects365 v2 taxonomy: official ids and names, its own registry file, and that the
+objects365 reader maps real category ids through it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.taxonomy.load import check_against_registry, load_dataset_file, load_registry_files
+
+TAXONOMIES = Path(__file__).resolve().parent.parent / "taxonomies"
+DATASET = TAXONOMIES / "objects365-v2.yaml"
+OWN_REGISTRY = TAXONOMIES / "labels-objects365.yaml"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """The dataset file checked against labels.yaml plus our registry file only, so other
+    datasets' registry files (being written beside ours) cannot mask or cause problems here."""
+    registry, problems = load_registry_files([TAXONOMIES / "labels.yaml", OWN_REGISTRY])
+    assert problems == [], [str(p) for p in problems]
+    tax, problems = load_dataset_file(DATASET)
+    assert problems == [], [str(p) for p in problems]
+    assert check_against_registry(DATASET, tax, registry) == []
+    return tax, registry
+
+
+def test_ids_are_the_official_1_to_365_in_order(loaded):
+    tax, _ = loaded
+    assert tax.num_classes == tax.declared_classes == 365
+    assert [c.raw_id for c in tax.classes] == list(range(1, 366))
+    assert tax.raw_to_index() == {raw: raw - 1 for raw in range(1, 366)}
+    # 365 classes do not fit uint8 with 255 kept for ignore.
+    assert tax.label_dtype == "uint16" and tax.ignore_index == 65535
+    assert tax.supervision.value == "box" and tax.format == "objects365" and tax.role.value == "train"
+
+
+@pytest.mark.parametrize(
+    "raw_id, name",
+    [
+        (1, "Person"), (2, "Sneakers"), (4, "Other Shoes"), (38, "Moniter/TV"), (53, "Bakset"),
+        (137, "Duck"), (197, "Cigar/Cigarette "), (241, "Deer"), (309, "Formula 1 "),
+        (340, "French"), (363, "Cosmetics Mirror"), (365, "Table Tennis "),
+    ],
+)
+def test_names_keep_the_json_spelling(loaded, raw_id, name):
+    tax, _ = loaded
+    assert tax.classes[raw_id - 1].name == name
+
+
+def test_splits_follow_the_release_layout(loaded):
+    tax, _ = loaded
+    assert set(tax.splits) == {"train", "val"}
+    assert tax.splits["train"].index == "annotations/zhiyuan_objv2_train.json"
+    assert tax.splits["val"].images == "images/val"
+    assert "not" in tax.notes and "official" in tax.notes  # says what could not be verified
+
+
+def test_fine_grained_classes_keep_their_own_labels(loaded):
+    tax, _ = loaded
+    by_name = {c.name: c.label for c in tax.classes}
+    shoes = ["Sneakers", "Other Shoes", "Leather Shoes", "High Heels", "Boots", "Sandals", "Slippers",
+             "Skating and Skiing shoes"]
+    assert len({by_name[n] for n in shoes}) == len(shoes)
+    balls = ["Soccer", "Baseball", "Basketball", "Volleyball", "Tennis", "Golf Ball", "Table Tennis ",
+             "Billards", "American Football", "Other Balls"]
+    assert len({by_name[n] for n in balls}) == len(balls)
+    trucks = ["Truck", "Pickup Truck", "Heavy Truck", "Fire Truck", "Van", "SUV", "Car", "Sports Car"]
+    assert len({by_name[n] for n in trucks}) == len(trucks)
+    # Shared concepts reuse the common keys, so datasets merge on them.
+    assert by_name["Person"] == "person" and by_name["Car"] == "car" and by_name["Duck"] == "duck"
+    assert len(set(tax.class_labels)) == 365  # no two classes collapse onto one label
+
+
+def test_catch_all_classes_narrow_their_text(loaded):
+    """'Other X' classes share a general key but say, per dataset, what they exclude."""
+    tax, _ = loaded
+    for name in ("Other Shoes", "Other Fish", "Other Balls", "Wild Bird"):
+        entry = next(c for c in tax.classes if c.name == name)
+        assert entry.description is not None, name
+        assert "none of" in entry.description or "not covered" in entry.description, name
+
+
+def test_own_registry_is_used_and_well_written(loaded):
+    tax, registry = loaded
+    own, problems = load_registry_files([OWN_REGISTRY])
+    assert problems == []
+    used = set(tax.class_labels)
+    assert set(own.labels) <= used, sorted(set(own.labels) - used)
+    for key, label in own.labels.items():
+        assert len(label.description) <= 220, key
+        assert label.name.lower().split()[0] in label.description.lower(), key  # says what it defines
+    for entry in tax.classes:
+        assert entry.description is None or len(entry.description) <= 220, entry.name
+
+
+def test_reader_maps_json_category_ids_through_the_taxonomy(loaded, tmp_path):
+    """A tiny dataset in the release layout: file_name as the JSON writes it (images/v1/patch8/...)
+    while the image sits at images/train/patch8/...; category ids come out as class indices."""
+    from pipeline.convert.readers.objects365 import READER
+
+    tax, _ = loaded
+    image = tmp_path / "images" / "train" / "patch8" / "objects365_v1_00420917.jpg"
+    image.parent.mkdir(parents=True)
+    Image.new("RGB", (40, 30), (120, 80, 40)).save(image)
+    index = {
+        "images": [{"id": 420917, "file_name": "images/v1/patch8/objects365_v1_00420917.jpg",
+                    "width": 40, "height": 30}],
+        "annotations": [
+            {"id": 1, "image_id": 420917, "category_id": 137, "bbox": [2.5, 3.0, 10.0, 8.0], "iscrowd": 0},
+            {"id": 2, "image_id": 420917, "category_id": 365, "bbox": [30.0, 20.0, 20.0, 20.0], "iscrowd": 0},
+        ],
+        "categories": [{"id": c.raw_id, "name": c.name} for c in tax.classes],
+    }
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "zhiyuan_objv2_train.json").write_text(json.dumps(index))
+
+    items = list(READER.plan(tax, tmp_path, "train"))
+    assert len(items) == 1
+    sample = READER.read(tax, items[0])
+    assert (sample.width, sample.height) == (40, 30)
+    # Duck (137) -> index 136; Table Tennis (365) -> 364, its box clipped to the image.
+    assert sample.boxes == [[2, 3, 13, 11, 136], [30, 20, 40, 30, 364]]
