@@ -1,0 +1,113 @@
+"""Generic COCO instances JSON (RLE or polygon masks), so a new dataset in that format needs only a
+YAML. Split: images (folder; `file_name` is relative to it) and index (the JSON).
+
+Dense or coarse supervision: one label map per image; masks are painted largest first so a small
+object lying on a larger one survives, and pixels no mask covers are ignore. Box supervision:
+[x0, y0, x1, y1, class_index] boxes from `bbox`, clipped to the image."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
+from pipeline.convert.readers.cocojson import (
+    boxes_for,
+    group_by_image,
+    image_item,
+    load_index,
+    raise_planned_error,
+    split_paths,
+    unique_sorted,
+)
+from pipeline.convert.readers.common import load_image, make_sample, paint, raw_table
+from pipeline.taxonomy.schema import DatasetTaxonomy
+
+
+def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    root = Path(root)
+    index, images_dir, _ = split_paths(tax, root, split)
+    _, images, annotations = load_index(index)
+    by_image, errors = group_by_image(index, annotations)
+    dense = tax.supervision.value != "box"
+    items = []
+    for image_id in by_image:
+        anns = by_image[image_id]
+        entry = images.get(image_id)
+        if entry is None:
+            items.append(
+                image_item(
+                    f"missing-image-{image_id}",
+                    images_dir / str(image_id),
+                    root,
+                    {
+                        "index": str(index),
+                        "error": f"annotations name image id {image_id!r} that is not in 'images'",
+                    },
+                )
+            )
+            continue
+        extra: dict = {"index": str(index), "height": entry.get("height"), "width": entry.get("width")}
+        if dense:
+            extra["masks"] = [(a.get("segmentation"), a.get("category_id")) for a in anns]
+        else:
+            extra["boxes"] = [(a.get("bbox"), a.get("category_id")) for a in anns]
+        if image_id in errors:
+            extra["error"] = f"image id {image_id!r}: {errors[image_id]}"
+        items.append(image_item(entry["file_name"], images_dir / entry["file_name"], root, extra))
+    return iter(unique_sorted(items, f"{tax.name}/{split}"))
+
+
+def decode_mask(segmentation: object, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> HxW bool mask."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):  # polygons: one or more [x0, y0, x1, y1, ...]
+        polygons = [p for p in segmentation if isinstance(p, list) and len(p) >= 6]
+        if not polygons:
+            return np.zeros((height, width), dtype=bool)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+        rle = segmentation
+        if list(rle.get("size", [])) != [height, width]:
+            raise ValueError(f"RLE size {rle.get('size')} differs from image {height}x{width}")
+    else:
+        raise TypeError(f"unknown segmentation {str(segmentation)[:80]!r}")
+    with warnings.catch_warnings():  # pycocotools' decoder warns about numpy 2's copy keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode([rle])[:, :, 0].astype(bool)
+
+
+def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
+    raise_planned_error(item)
+    image = load_image(item.image)
+    width, height = image[2], image[3]
+    if tax.supervision.value == "box":
+        return make_sample(
+            item, image, None, boxes=boxes_for(tax, item, item.extra.get("boxes", []), width, height)
+        )
+
+    index = item.extra.get("index", item.image)
+    if (item.extra.get("width"), item.extra.get("height")) not in ((width, height), (None, None)):
+        raise BadSample(
+            item.image,
+            f"image is {width}x{height} but the index says {item.extra['width']}x{item.extra['height']}",
+        )
+    table = raw_table(tax)
+    masks = []
+    for segmentation, category in item.extra.get("masks", []):
+        if category not in table:
+            raise BadSample(index, f"{item.key}: category id {category!r} not in taxonomy {tax.name!r}")
+        try:
+            masks.append((decode_mask(segmentation, height, width), table[category]))
+        except (TypeError, ValueError, KeyError) as e:
+            raise BadSample(index, f"{item.key}: malformed segmentation: {e}") from None
+    return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
+
+
+READER = FunctionReader(plan=plan, read=read)

@@ -1,0 +1,170 @@
+"""Helpers every reader shares: open an image or a label file safely, map raw values, build a Sample.
+
+Every failure becomes BadSample(path, reason) so one bad file goes to quarantine instead of stopping
+the job, and nothing is ever silently relabelled.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, integer_lut
+from pipeline.taxonomy.schema import DatasetTaxonomy
+
+_EXT = {"JPEG": "jpg", "PNG": "png"}
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def sanitize_key(text: str) -> str:
+    """A tar-member-safe key: letters, digits, '-' and '_' only."""
+    key = _KEY_BAD.sub("_", text)
+    if not key:
+        raise ValueError(f"cannot make a key from {text!r}")
+    return key
+
+
+def read_bytes(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadSample(path, "missing file") from None
+    except OSError as e:
+        raise BadSample(path, f"cannot read file: {e}") from None
+
+
+def load_image(path: str | Path) -> tuple[bytes, str, int, int]:
+    """The image's original bytes, its real extension and size. Decodes enough to catch truncation:
+    PNG chunks are CRC-checked by verify(); JPEG is decoded at 1/8 scale, which still reads every byte."""
+    data = read_bytes(path)
+    try:
+        im = Image.open(io.BytesIO(data))
+        fmt, (width, height) = im.format, im.size
+        if fmt not in _EXT:
+            raise BadSample(path, f"unsupported image format {fmt!r} (need JPEG or PNG)")
+        if fmt == "PNG":
+            im.verify()
+        else:
+            im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            im.load()
+    except BadSample:
+        raise
+    except Exception as e:  # noqa: BLE001 -- PIL raises many types for corrupt data
+        raise BadSample(path, f"corrupt or truncated image: {e}") from None
+    return data, _EXT[fmt], width, height
+
+
+def open_label(path: str | Path, modes: tuple[str, ...] | None = None) -> Image.Image:
+    """Open and fully decode a label image (so truncation shows here), optionally checking its mode."""
+    data = read_bytes(path)
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except Exception as e:  # noqa: BLE001 -- as above
+        raise BadSample(path, f"corrupt or truncated label image: {e}") from None
+    if modes is not None and im.mode not in modes:
+        raise BadSample(path, f"label image mode is {im.mode!r}, expected one of {list(modes)}")
+    return im
+
+
+def check_size(path: str | Path, label_size: tuple[int, int], width: int, height: int) -> None:
+    if tuple(label_size) != (width, height):
+        raise BadSample(
+            path, f"label size {label_size[0]}x{label_size[1]} differs from image size {width}x{height}"
+        )
+
+
+# Tables are built once per taxonomy object (walking every class per image would be wasteful).
+_CACHE: dict[tuple[int, str, int], tuple[DatasetTaxonomy, object]] = {}
+
+
+def cached(tax: DatasetTaxonomy, kind: str, size: int, build):
+    hit = _CACHE.get((id(tax), kind, size))
+    if hit is not None and hit[0] is tax:
+        return hit[1]
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    value = build()
+    _CACHE[(id(tax), kind, size)] = (tax, value)
+    return value
+
+
+def raw_table(tax: DatasetTaxonomy) -> dict:
+    """tax.raw_to_target(), cached: raw id (int or str) -> class index or ignore index."""
+    return cached(tax, "table", 0, tax.raw_to_target)
+
+
+def lut_for(tax: DatasetTaxonomy, size: int) -> np.ndarray:
+    return cached(tax, "lut", size, lambda: integer_lut(tax, size))
+
+
+def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarray:
+    """Raw integer label array -> class indices (tax.label_dtype); unknown values -> BadSample."""
+    if raw.dtype == np.uint8:
+        size = 256
+    elif raw.dtype == np.uint16:
+        size = 65536
+    else:
+        if raw.size and int(raw.min()) < 0:
+            raise BadSample(path, f"negative raw label value(s): {sorted(set(raw[raw < 0].tolist()))[:10]}")
+        size = 1 << max(8, int(raw.max(initial=0)).bit_length())
+    known = [r for r in raw_table(tax) if isinstance(r, int)]
+    size = max(size, max(known, default=0) + 1)
+    try:
+        return apply_lut(raw, lut_for(tax, size), tax.label_dtype)
+    except UnknownRawValues as e:
+        raise BadSample(path, f"raw label value(s) not in taxonomy {tax.name!r}: {e.values[:10]}") from None
+
+
+def target_of(table: dict, tax: DatasetTaxonomy, raw_id: object, path: str | Path) -> int:
+    """One raw id (integer, or a string such as an OpenImages MID) -> class index or ignore index."""
+    if raw_id not in table:
+        raise BadSample(path, f"raw id {raw_id!r} not in taxonomy {tax.name!r}")
+    return table[raw_id]
+
+
+def make_sample(
+    item: WorkItem, image: tuple[bytes, str, int, int], label: np.ndarray | None, boxes=None
+) -> Sample:
+    data, ext, width, height = image
+    sources = dict(item.extra.get("sources") or {})
+    if not sources:
+        sources = {"image": Path(item.image).name}
+        if item.annotation:
+            sources["annotation"] = Path(item.annotation).name
+    if label is not None:
+        label = np.ascontiguousarray(label)
+    return Sample(
+        key=item.key,
+        image_bytes=data,
+        image_ext=ext,
+        width=width,
+        height=height,
+        label=label,
+        boxes=boxes,
+        sources=sources,
+    )
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def paint(
+    masks: list[tuple[np.ndarray, int]], height: int, width: int, ignore: int, dtype: str
+) -> np.ndarray:
+    """Compose class masks into one map: larger masks first, so smaller ones end on top."""
+    label = np.full((height, width), ignore, dtype=dtype)
+    order = sorted(range(len(masks)), key=lambda n: (-int(masks[n][0].sum()), n))
+    for n in order:
+        mask, target = masks[n]
+        label[mask] = target
+    return label

@@ -1,0 +1,80 @@
+"""Objects365 (v2): COCO-format JSON, boxes only. plan() reads the JSON once and puts each image's
+raw boxes in WorkItem.extra; read() clips them to the real image size and maps category ids.
+
+`file_name` in the JSON is taken relative to the split's images folder; the v2 release writes
+paths like "images/v1/patch8/x.jpg" while its archives unpack to "<images>/patch8/x.jpg", so the
+trailing parts are tried too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
+from pipeline.convert.readers.cocojson import (
+    boxes_for,
+    group_by_image,
+    image_item,
+    load_index,
+    raise_planned_error,
+    split_paths,
+    unique_sorted,
+)
+from pipeline.convert.readers.common import load_image, make_sample
+from pipeline.taxonomy.schema import DatasetTaxonomy
+
+
+def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    root = Path(root)
+    index, images_dir, _ = split_paths(tax, root, split)
+    _, images, annotations = load_index(index)
+    by_image, errors = group_by_image(index, annotations)
+    items = []
+    for image_id, anns in by_image.items():
+        if image_id not in images:
+            # An annotation for an image the index doesn't list: report it under a key of its own.
+            items.append(
+                image_item(
+                    f"missing-image-{image_id}",
+                    images_dir / f"{image_id}",
+                    root,
+                    {
+                        "index": str(index),
+                        "error": f"annotations name image id {image_id!r} that is not in 'images'",
+                    },
+                )
+            )
+            continue
+        file_name = images[image_id]["file_name"]
+        extra = {
+            "index": str(index),
+            "file_name": file_name,
+            "boxes": [(a.get("bbox"), a.get("category_id")) for a in anns],
+        }
+        if image_id in errors:
+            extra["error"] = f"image id {image_id!r}: {errors[image_id]}"
+        items.append(image_item(file_name, images_dir / file_name, root, extra))
+    return iter(unique_sorted(items, f"{tax.name}/{split}"))
+
+
+def resolve_image(item: WorkItem) -> Path:
+    """The image file: file_name under the images folder, else its last two parts, else its name."""
+    first = Path(item.image)
+    file_name = Path(item.extra.get("file_name", first.name))
+    images_dir = (
+        Path(str(first)[: -len(str(file_name))]) if str(first).endswith(str(file_name)) else first.parent
+    )
+    for candidate in (first, images_dir / Path(*file_name.parts[-2:]), images_dir / file_name.name):
+        if candidate.is_file():
+            return candidate
+    raise BadSample(first, "missing file")
+
+
+def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
+    raise_planned_error(item)
+    image = load_image(resolve_image(item))
+    boxes = boxes_for(tax, item, item.extra.get("boxes", []), image[2], image[3])
+    return make_sample(item, image, None, boxes=boxes)
+
+
+READER = FunctionReader(plan=plan, read=read)
