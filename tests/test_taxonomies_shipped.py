@@ -56,6 +56,11 @@ def test_every_used_label_is_described(taxset):
             assert label.wikipedia.strip(), (name, entry.name)
 
 
+def test_every_registry_label_is_used_by_some_dataset(taxset):
+    unused = [key for key, users in taxset.label_usage().items() if not users]
+    assert unused == []
+
+
 def test_id_conventions(taxset):
     ade = taxset.dataset("ade20k-150")
     assert sorted(ade.raw_to_index()) == list(range(1, 151)) and ade.ignore_values == [0]

@@ -21,7 +21,7 @@ from pipeline.taxonomy.load import validate_folder
 from pipeline.taxonomy.lut import UNKNOWN, integer_lut
 
 TAXONOMIES = Path(__file__).resolve().parent.parent / "taxonomies"
-REGISTRY = "labels-scenes.yaml"
+REGISTRY = "labels.yaml"  # the merged registry
 COUNTS = {
     "mapillary-vistas-v1.2": 66,
     "mapillary-vistas-v2.0": 124,
@@ -59,9 +59,9 @@ def test_every_dataset_has_its_official_count_and_role(taxset):
         assert tax.supervision.value == "dense", name
 
 
-def test_registry_is_exactly_what_the_datasets_use(taxset):
+def test_every_label_these_datasets_use_is_registered(taxset):
     used = {label for tax in taxset.datasets.values() for label in tax.class_labels}
-    assert used == set(taxset.registry.labels)
+    assert used <= set(taxset.registry.labels)
 
 
 def test_registry_descriptions_are_short_sentences(taxset):

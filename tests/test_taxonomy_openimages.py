@@ -1,0 +1,127 @@
+"""The shipped OpenImages V6 segmentation taxonomy: 350 MID raw ids, its own registry file, and that
+the openimages_v6 reader turns per-object masks in the release layout into class indices through it."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.convert.readers import get_reader
+from pipeline.taxonomy.load import check_against_registry, load_dataset_file, load_registry_files
+
+TAXONOMIES = Path(__file__).resolve().parent.parent / "taxonomies"
+DATASET = TAXONOMIES / "openimages-v6-seg.yaml"
+OWN_REGISTRY = TAXONOMIES / "labels.yaml"  # the merged registry
+MID = re.compile(r"^/[mg]/[0-9a-z_]+$")
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """Checked against labels.yaml plus our registry file only, so registry files other people are
+    writing beside ours cannot mask or cause problems here."""
+    registry, problems = load_registry_files([OWN_REGISTRY])
+    assert problems == [], [str(p) for p in problems]
+    tax, problems = load_dataset_file(DATASET)
+    assert problems == [], [str(p) for p in problems]
+    assert check_against_registry(DATASET, tax, registry) == []
+    return tax, registry
+
+
+def test_350_unique_mids_in_name_order(loaded):
+    tax, _ = loaded
+    assert tax.num_classes == tax.declared_classes == 350
+    raws = [c.raw_id for c in tax.classes]
+    assert all(isinstance(r, str) and MID.match(r) for r in raws)
+    assert len(set(raws)) == 350 and len(set(tax.class_names)) == 350
+    assert tax.class_names == sorted(tax.class_names, key=str.lower)
+    # 350 classes do not fit uint8 with 255 kept for ignore; no raw value is "unlabelled".
+    assert tax.label_dtype == "uint16" and tax.ignore_index == 65535 and tax.ignore_values == []
+    assert (tax.format, tax.supervision.value, tax.role.value) == ("openimages_v6", "coarse", "train")
+
+
+@pytest.mark.parametrize(
+    "mid, name",
+    [
+        ("/m/04yx4", "Man"), ("/m/03bt1vf", "Woman"), ("/m/01bl7v", "Boy"), ("/m/05r655", "Girl"),
+        ("/m/01g317", "Person"), ("/m/0k4j", "Car"), ("/m/0bt9lr", "Dog"), ("/m/0mkg", "Accordion"),
+        ("/m/0h8n5zk", "Kitchen & dining room table"), ("/m/03bbps", "Power plugs and sockets"),
+        ("/m/01_5g", "Chopsticks"), ("/m/0_k2", "Ant"),
+    ],
+)
+def test_mids_carry_the_class_description_names(loaded, mid, name):
+    tax, _ = loaded
+    assert tax.classes[tax.raw_to_index()[mid]].name == name
+
+
+def test_broad_and_narrow_classes_keep_their_own_labels(loaded):
+    tax, registry = loaded
+    by_name = {c.name: c.label for c in tax.classes}
+    people = ["Person", "Man", "Woman", "Boy", "Girl"]
+    assert len({by_name[n] for n in people}) == len(people)
+    assert all(registry.labels[by_name[n]].group.value == "people" for n in people)
+    # Shared concepts reuse the common keys, so datasets merge on them.
+    assert (by_name["Person"], by_name["Car"], by_name["Dog"]) == ("person", "car", "dog")
+    assert by_name["Kitchen & dining room table"] == "dining_table"
+    assert by_name["Knife"] != by_name["Kitchen knife"] and by_name["Jug"] != by_name["Pitcher"]
+    assert len(set(tax.class_labels)) == 350  # no two classes collapse onto one label
+
+
+def test_own_registry_descriptions_are_short_and_distinct(loaded):
+    _, registry = loaded
+    own, _ = load_registry_files([OWN_REGISTRY])
+    assert own is not None and len(own.labels) > 200
+    texts = [label.description for label in own.labels.values()]
+    assert len(set(texts)) == len(texts)
+    too_long = [k for k, label in own.labels.items() if len(label.description) > 230]
+    assert too_long == []
+
+
+def test_splits_follow_the_release_layout(loaded):
+    tax, _ = loaded
+    assert set(tax.splits) == {"train", "validation", "test"}
+    for split, spec in tax.splits.items():
+        assert spec.images == f"{split}/*.jpg"
+        assert spec.annotations == f"{split}-masks"
+        assert spec.index == f"{split}-annotations-object-segmentation.csv"
+    assert "not verified" in tax.notes.lower()  # says what could not be checked
+
+
+def _mask(path: Path, box: tuple[int, int, int, int], size: tuple[int, int]) -> None:
+    arr = np.zeros(size[::-1], np.uint8)
+    x0, y0, x1, y1 = box
+    arr[y0:y1, x0:x1] = 255
+    Image.fromarray(arr, "L").save(path)
+
+
+def test_reader_maps_release_files_through_the_shipped_mids(loaded, tmp_path):
+    """A man overlapping a smaller woman, written as the release names things: the woman's smaller
+    mask wins where they overlap, uncovered pixels are ignore."""
+    tax, _ = loaded
+    split = tax.splits["validation"]
+    (tmp_path / "validation").mkdir()
+    (tmp_path / split.annotations).mkdir()
+    image_id = "00a1b2c3d4e5f607"
+    Image.new("RGB", (40, 30), (90, 120, 150)).save(tmp_path / "validation" / f"{image_id}.jpg")
+    objects = [("/m/04yx4", "m01", (0, 0, 20, 30)), ("/m/03bt1vf", "w01", (10, 5, 16, 12))]
+    with open(tmp_path / split.index, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax", "BoxYMin",
+                         "BoxYMax", "PredictedIoU", "Clicks"])
+        for mid, box_id, box in objects:
+            name = f"{image_id}_{mid.replace('/', '')}_{box_id}.png"
+            _mask(tmp_path / split.annotations / name, box, (40, 30))
+            writer.writerow([name, image_id, mid, box_id, 0, 0.5, 0, 1, 0.9, ""])
+    reader = get_reader(tax.format)
+    items = list(reader.plan(tax, tmp_path, "validation"))
+    assert [i.key for i in items] == [image_id]
+    label = reader.read(tax, items[0]).label
+    index = tax.raw_to_index()
+    expected = np.full((30, 40), tax.ignore_index, np.uint16)
+    expected[:, :20] = index["/m/04yx4"]
+    expected[5:12, 10:16] = index["/m/03bt1vf"]
+    assert label.dtype == np.uint16 and np.array_equal(label, expected)
