@@ -33,10 +33,12 @@ def list_datasets(taxonomies: Optional[Path] = TaxonomyDir) -> None:
     """A table of every dataset: format, supervision, role and class count."""
     taxset = _load(taxonomies)
     table = Table(title=f"taxonomies in {taxset.folder}")
-    for col in ("dataset", "version", "format", "supervision", "role", "classes"):
-        table.add_column(col, justify="right" if col == "classes" else "left")
+    for col in ("dataset", "format", "supervision", "role"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("classes", justify="right", no_wrap=True)
+    table.add_column("version", overflow="fold")
     for name, tax in sorted(taxset.datasets.items(), key=lambda kv: (kv[1].role.value != "train", kv[0])):
-        table.add_row(name, tax.version, tax.format, tax.supervision.value, tax.role.value, str(tax.num_classes))
+        table.add_row(name, tax.format, tax.supervision.value, tax.role.value, str(tax.num_classes), tax.version)
     console.print(table)
     console.print(f"{len(taxset.datasets)} datasets, {len(taxset.registry.labels)} labels in the registry")
 
