@@ -1,15 +1,172 @@
-"""`ssiw convert` and `ssiw shards ...` (placeholder until the converters land)."""
+"""`ssiw convert` and `ssiw shards stats`. Heavy imports stay inside the functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import typer
 
 shards_app = typer.Typer(help="Inspect converted shards.", no_args_is_help=True)
 
 
-def convert() -> None:
-    """Convert a dataset into WebDataset shards (not implemented yet)."""
-    raise typer.Exit("ssiw convert is not implemented yet")
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _jobs(dataset: str | None, root: Path | None, all_: bool, roots: Path | None) -> list[tuple[str, Path]]:
+    """(dataset, root) pairs from the arguments or from roots.yaml (paths relative to that file)."""
+    if all_:
+        if roots is None:
+            _fail("--all needs --roots roots.yaml (a mapping dataset name -> root folder)")
+        from pipeline.taxonomy.yaml_io import read_yaml
+
+        try:
+            mapping = read_yaml(roots)
+        except FileNotFoundError:
+            _fail(f"{roots}: file not found")
+        if not isinstance(mapping, dict) or not mapping:
+            _fail(f"{roots}: expected a mapping of dataset name -> root folder")
+        return [(str(name), (roots.parent / str(path)).resolve()) for name, path in mapping.items()]
+    if dataset is None or root is None:
+        _fail("give DATASET and --root PATH, or --all --roots roots.yaml")
+    return [(dataset, root)]
+
+
+def convert(
+    dataset: str | None = typer.Argument(None, help="dataset name (its taxonomy YAML's `name`)"),
+    root: Path | None = typer.Option(None, "--root", help="the dataset's root folder, as downloaded"),
+    split: str | None = typer.Option(None, "--split", help="one split (default: every split in the YAML)"),
+    out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
+    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="taxonomy folder [default: shipped]"),
+    no_ray: bool = typer.Option(False, "--no-ray", help="run in this process instead of as Ray tasks"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="join this Ray cluster (default: local)"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="parallel tasks (default: all CPUs)"),
+    strict: bool = typer.Option(False, "--strict", help="stop at the first bad sample instead of quarantining it"),
+    shard_size: str = typer.Option("1GB", "--shard-size", help="target shard size: 1GB, 500MB, 2GiB, ..."),
+    box_embeddings: str | None = typer.Option(
+        None, "--box-embeddings", help="box data: also store CLIP crop embeddings, open_clip:MODEL:PRETRAINED"
+    ),
+    all_: bool = typer.Option(False, "--all", help="convert every dataset listed in --roots"),
+    roots: Path | None = typer.Option(None, "--roots", help="YAML mapping dataset name -> root (with --all)"),
+) -> None:
+    """Convert a dataset into WebDataset shards, with manifests and a quarantine report. Safe to kill and re-run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.convert.boxemb import BoxEmbeddingError, box_embedder, parse_spec
+    from pipeline.convert.plan import parse_size
+    from pipeline.convert.readers.base import BadSample
+    from pipeline.convert.runner import ConvertError, convert_split, ensure_ray
+    from pipeline.convert.shard import ShardFailed, ShardOptions, StrictStop
+    from pipeline.paths import default_shard_dir
+    from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set
+
+    try:
+        shard_bytes = parse_size(shard_size)
+        if box_embeddings:
+            parse_spec(box_embeddings)
+    except (ValueError, BoxEmbeddingError) as e:
+        _fail(str(e))
+    jobs = _jobs(dataset, root, all_, roots)
+    try:
+        taxset = load_taxonomy_set(taxonomies)
+        taxes = [taxset.dataset(name) for name, _ in jobs]
+    except TaxonomyError as e:
+        _fail(str(e))
+    except KeyError as e:
+        _fail(e.args[0])
+    from pipeline.convert.readers import get_reader
+
+    out_dir = Path(out) if out else default_shard_dir()
+    options = ShardOptions(strict=strict, box_embeddings=box_embeddings)
+    console = Console()
+    results = []
+    started_ray = False
+    try:
+        if box_embeddings and any(t.supervision.value == "box" for t in taxes):
+            box_embedder(box_embeddings)  # fail fast, in the driver, when the weights are missing
+        if not no_ray:
+            started_ray = ensure_ray(ray_address, workers)
+        for tax, (_, dataset_root) in zip(taxes, jobs):
+            reader = get_reader(tax.format)
+            for s in [split] if split else list(tax.splits):
+                results.append(
+                    convert_split(
+                        tax, reader, dataset_root, s, out_dir, shard_bytes=shard_bytes, options=options,
+                        use_ray=not no_ray, workers=workers,
+                    )
+                )
+    except StrictStop as e:
+        _fail(f"--strict: bad sample {e.path}: {e.reason}")
+    except (ConvertError, ShardFailed, BoxEmbeddingError) as e:
+        _fail(str(e))
+    except BadSample as e:  # raised while planning: a malformed index file, a missing folder
+        _fail(f"{e.path}: {e.reason}")
+    except KeyError as e:  # unknown format or split, from the reader registry
+        _fail(str(e.args[0]))
+    except ValueError as e:  # a planning problem: duplicate keys, a split entry the format needs
+        _fail(str(e))
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    table = Table(title=f"converted into {out_dir}")
+    for col in ("dataset", "split", "shards", "kept", "written", "quarantined", "seconds", "img/s"):
+        table.add_column(col, justify="left" if col in ("dataset", "split") else "right")
+    for r in results:
+        rate = r.written / r.seconds if r.seconds else 0.0
+        table.add_row(r.dataset, r.split, str(r.shards), str(r.kept), str(r.written), str(r.quarantined),
+                      f"{r.seconds:.1f}", f"{rate:.1f}")
+    console.print(table)
+    written, quarantined = sum(r.written for r in results), sum(r.quarantined for r in results)
+    console.print(f"written {written} samples, quarantined {quarantined}"
+                  + (f" (see {out_dir}/<dataset>/<split>.quarantine.jsonl)" if quarantined else ""))
 
 
 @shards_app.command("stats")
-def stats() -> None:
-    """Per-dataset and per-class counts (not implemented yet)."""
-    raise typer.Exit("not implemented yet")
+def stats(
+    out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
+    png: Path | None = typer.Option(None, "--png", help="bar chart [default: <out>/stats.png]"),
+    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
+    top: int = typer.Option(25, "--top", min=0, help="classes shown per dataset (0: all)"),
+) -> None:
+    """Per-dataset and per-class counts of converted shards, and a bar chart PNG."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.convert import stats as st
+    from pipeline.paths import default_shard_dir
+
+    out_dir = Path(out) if out else default_shard_dir()
+    try:
+        manifests = st.load_manifests(out_dir)
+        per_split = st.dataset_table(out_dir, manifests)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    per_class = st.class_table(manifests)
+    names = st.class_names(taxonomies)
+    console = Console()
+    table = Table(title=f"shards in {out_dir}")
+    for col in ("dataset", "split", "supervision", "shards", "samples", "GB", "quarantined"):
+        table.add_column(col, justify="left" if col in ("dataset", "split", "supervision") else "right")
+    for r in per_split.iter_rows(named=True):
+        table.add_row(r["dataset"], r["split"], r["supervision"], str(r["shards"]), str(r["samples"]),
+                      f"{r['bytes'] / 1e9:.3f}", str(r["quarantined"]))
+    console.print(table)
+    for dataset in sorted(set(per_class["dataset"])):
+        rows = per_class.filter(per_class["dataset"] == dataset)
+        shown = rows.head(top) if top else rows
+        t = Table(title=f"{dataset}: classes by images containing them")
+        for col in ("index", "class", "images", "pixel share"):
+            t.add_column(col, justify="left" if col == "class" else "right")
+        for r in shown.iter_rows(named=True):
+            t.add_row(str(r["class_index"]), st.class_name(names, dataset, r["class_index"]), str(r["images"]),
+                      f"{r['pixel_share']:.2%}")
+        console.print(t)
+        if len(shown) < len(rows):
+            console.print(f"  ({len(rows) - len(shown)} more classes; --top 0 shows all)")
+    png_path = png or out_dir / "stats.png"
+    st.plot(per_split, per_class, names, png_path, top or 10**6)
+    console.print(f"bar chart: {png_path}")

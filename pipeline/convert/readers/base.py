@@ -8,9 +8,10 @@ BadSample naming the file and the reason, which sends that sample to the quarant
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,6 +25,9 @@ class BadSample(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+    def __reduce__(self):  # picklable across Ray workers (Exception's default passes only args)
+        return (BadSample, (self.path, self.reason))
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,4 @@ class FunctionReader:
 
     plan: Callable[[DatasetTaxonomy, Path, str], Iterator[WorkItem]]
     read: Callable[[DatasetTaxonomy, WorkItem], Sample]
+    options: frozenset[str] = frozenset()  # the format_options keys it reads; plan() refuses others

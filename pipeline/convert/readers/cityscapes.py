@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pipeline.convert.readers.base import FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.dense import plan_pairs, read_index_png
+from pipeline.convert.readers.pairing import PAIRING_OPTIONS
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -14,4 +15,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return read_index_png(tax, item, ("L", "P"))
 
 
-READER = FunctionReader(plan=plan_pairs, read=read)
+READER = FunctionReader(plan=plan_pairs, read=read, options=PAIRING_OPTIONS)

@@ -23,11 +23,12 @@ from pipeline.convert.readers.cocojson import (
     split_paths,
     unique_sorted,
 )
-from pipeline.convert.readers.common import load_image, make_sample, paint, raw_table
+from pipeline.convert.readers.common import check_options, load_image, make_sample, paint, raw_table
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    check_options(tax, frozenset())  # these formats take no format_options
     root = Path(root)
     index, images_dir, _ = split_paths(tax, root, split)
     _, images, annotations = load_index(index)
@@ -110,4 +111,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
 
 
-READER = FunctionReader(plan=plan, read=read)
+READER = FunctionReader(plan=plan, read=read, options=frozenset())

@@ -19,11 +19,19 @@ from pipeline.convert.readers.cocojson import (
     split_paths,
     unique_sorted,
 )
-from pipeline.convert.readers.common import check_size, load_image, make_sample, open_label, raw_table
+from pipeline.convert.readers.common import (
+    check_options,
+    check_size,
+    load_image,
+    make_sample,
+    open_label,
+    raw_table,
+)
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    check_options(tax, frozenset())  # these formats take no format_options
     root = Path(root)
     index, images_dir, png_dir = split_paths(tax, root, split)
     if png_dir is None:
@@ -95,4 +103,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return make_sample(item, image, label)
 
 
-READER = FunctionReader(plan=plan, read=read)
+READER = FunctionReader(plan=plan, read=read, options=frozenset())

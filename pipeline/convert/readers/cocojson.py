@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.convert.readers.base import BadSample, WorkItem
-from pipeline.convert.readers.common import raw_table, relative, sanitize_key
+from pipeline.convert.readers.common import (
+    raise_planned_error,  # noqa: F401 -- the COCO readers import it here
+    raw_table,
+    relative,
+    sanitize_key,
+)
 from pipeline.convert.readers.pairing import split_spec
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -83,12 +88,6 @@ def unique_sorted(items: list[WorkItem], where: str) -> list[WorkItem]:
             raise ValueError(f"{where}: key {item.key!r} from both {seen[item.key].image} and {item.image}")
         seen[item.key] = item
     return [seen[k] for k in sorted(seen)]
-
-
-def raise_planned_error(item: WorkItem) -> None:
-    """plan() records a bad index entry on its item; read() reports it so only that sample is lost."""
-    if item.extra.get("error"):
-        raise BadSample(item.extra.get("index", item.image), item.extra["error"])
 
 
 def clip_box(bbox: Any, width: int, height: int) -> tuple[int, int, int, int] | None:

@@ -72,6 +72,22 @@ def open_label(path: str | Path, modes: tuple[str, ...] | None = None) -> Image.
     return im
 
 
+def raise_planned_error(item: WorkItem) -> None:
+    """plan() records a bad index entry on its item; read() reports it so only that sample is lost."""
+    if item.extra.get("error"):
+        raise BadSample(item.extra.get("index", item.image), item.extra["error"])
+
+
+def check_options(tax: DatasetTaxonomy, known: frozenset[str]) -> None:
+    """A format option the reader does not use would be silently ignored: refuse it instead."""
+    unknown = sorted(set(tax.format_options) - known)
+    if unknown:
+        raise ValueError(
+            f"{tax.name}: format_options {unknown} mean nothing to the {tax.format!r} reader "
+            f"(it reads: {', '.join(sorted(known)) or 'none'})"
+        )
+
+
 def check_size(path: str | Path, label_size: tuple[int, int], width: int, height: int) -> None:
     if tuple(label_size) != (width, height):
         raise BadSample(

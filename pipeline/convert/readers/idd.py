@@ -17,15 +17,24 @@ from PIL import Image, ImageDraw
 
 from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.cocojson import load_json
-from pipeline.convert.readers.common import check_size, load_image, make_sample, map_raw
+from pipeline.convert.readers.common import (
+    check_options,
+    check_size,
+    load_image,
+    make_sample,
+    map_raw,
+    raise_planned_error,
+)
 from pipeline.convert.readers.dense import read_index_png
-from pipeline.convert.readers.pairing import is_glob, list_files, pair_split, split_spec
+from pipeline.convert.readers.pairing import PAIRING_OPTIONS, is_glob, list_files, pair_split, split_spec
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 DEFAULT_POLYGON_SUFFIX = "_gtFine_polygons"
+OPTIONS = PAIRING_OPTIONS | {"polygon_suffix", "polygon_label_to_level3"}
 
 
-def _polygon_files(tax: DatasetTaxonomy, root: Path, split: str) -> list[Path]:
+def _polygon_files(tax: DatasetTaxonomy, root: Path, split: str) -> tuple[str, list[Path]]:
+    """The polygon JSONs' pattern (the annotations entry with the JSON suffix) and the files."""
     spec = split_spec(tax, split)
     assert spec.annotations is not None
     ann_suffix = str(tax.format_options.get("annotation_suffix", "") or "")
@@ -37,17 +46,23 @@ def _polygon_files(tax: DatasetTaxonomy, root: Path, split: str) -> list[Path]:
         elif pattern.endswith(".png"):
             pattern = pattern[: -len(".png")] + ".json"
     files = list_files(root, pattern, (".json",))
-    return [p for p in files if p.stem.endswith(poly_suffix)]
+    return pattern, [p for p in files if p.stem.endswith(poly_suffix)]
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    check_options(tax, OPTIONS)
     root = Path(root)
     items = {i.key: i for i in pair_split(tax, root, split)}
     poly_suffix = str(tax.format_options.get("polygon_suffix", DEFAULT_POLYGON_SUFFIX))
+    pattern, polygons = _polygon_files(tax, root, split)
     for item in pair_split(
-        tax, root, split, annotations=_polygon_files(tax, root, split), ann_suffix=poly_suffix
+        tax, root, split, annotations=polygons, ann_suffix=poly_suffix, ann_pattern=pattern
     ):
-        items.setdefault(item.key, item)  # an id PNG, where there is one, wins
+        # An id PNG, where there is one, wins; a polygon file stands in where the PNG is missing
+        # (with an index, the PNG side then carries a "no label file" error).
+        png = items.get(item.key)
+        if png is None or (png.extra.get("error") and not item.extra.get("error")):
+            items[item.key] = item
     return iter(items[k] for k in sorted(items))
 
 
@@ -92,6 +107,7 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     assert item.annotation is not None
     if not item.annotation.endswith(".json"):
         return read_index_png(tax, item, ("L", "P"))
+    raise_planned_error(item)
     image = load_image(item.image)
     table = tax.format_options.get("polygon_label_to_level3")
     if not isinstance(table, dict):
@@ -101,4 +117,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return make_sample(item, image, map_raw(tax, raw, item.annotation))
 
 
-READER = FunctionReader(plan=plan, read=read)
+READER = FunctionReader(plan=plan, read=read, options=OPTIONS)

@@ -1,12 +1,33 @@
 """Mapillary Vistas v1.2 / v2.0: one palette (P) PNG per image whose palette index is the position of
 the class in the release's config `labels` list. The index is read directly, never via RGB, so two
-classes that share a colour can't be confused."""
+classes that share a colour can't be confused.
+
+format_options `version` ("v1.2" / "v2.0"): the release ships both label sets side by side
+(<split>/v1.2/labels, <split>/v2.0/labels) and the two number classes differently, so each split's
+annotations must read from the folder of that version; plan() refuses a split that doesn't."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 from pipeline.convert.readers.base import FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.dense import plan_pairs, read_index_png
+from pipeline.convert.readers.pairing import PAIRING_OPTIONS, split_spec
 from pipeline.taxonomy.schema import DatasetTaxonomy
+
+OPTIONS = PAIRING_OPTIONS | {"version"}
+
+
+def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    version = tax.format_options.get("version")
+    annotations = split_spec(tax, split).annotations or ""
+    if version is not None and str(version) not in annotations.split("/"):
+        raise ValueError(
+            f"{tax.name}: format_options version is {version!r} but split {split!r} reads labels "
+            f"from {annotations!r}, not a {version} folder"
+        )
+    return plan_pairs(tax, root, split, OPTIONS)
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
@@ -14,4 +35,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return read_index_png(tax, item, ("P", "L"))
 
 
-READER = FunctionReader(plan=plan_pairs, read=read)
+READER = FunctionReader(plan=plan, read=read, options=OPTIONS)

@@ -21,6 +21,7 @@ from PIL import Image
 from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.cocojson import raise_planned_error, unique_sorted
 from pipeline.convert.readers.common import (
+    check_options,
     load_image,
     make_sample,
     open_label,
@@ -51,6 +52,7 @@ def _row_problem(row: dict) -> str | None:
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+    check_options(tax, frozenset())  # these formats take no format_options
     root = Path(root)
     spec = split_spec(tax, split)
     if not spec.index or not spec.annotations:
@@ -120,4 +122,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
 
 
-READER = FunctionReader(plan=plan, read=read)
+READER = FunctionReader(plan=plan, read=read, options=frozenset())

@@ -1,18 +1,33 @@
 """Find a split's files and pair each annotation with its image.
 
 A split's `images` / `annotations` entry (relative to the dataset root) is either a glob
-("leftImg8bit/train/*/*.png") or a folder (searched recursively). Pairing options, from the
-taxonomy's format_options:
+("leftImg8bit/train/*/*.png") or a folder (searched recursively). Files pair by their place in
+the split: the folders the entry's wildcards matched (for a plain folder, the subfolders below it)
+plus the stem. Many datasets number frames inside each folder (IDD 0/005506, ScanNet
+scene0000_00/color/000000.jpg with scene0000_00/label/000000.png), so the bare name is not enough.
+The key is those folders and the stem, joined with '_' and sanitised; a folder the stem already
+starts with (Cityscapes frankfurt/frankfurt_000000_000294) is not repeated.
+
+Options, from the taxonomy's format_options:
   annotation_suffix / image_suffix: an annotation's stem minus annotation_suffix, plus image_suffix,
       is its image's stem (Cityscapes: x_gtFine_labelIds.png <-> x_leftImg8bit.png).
-  pair_by: stem (default) | number: pair by the integer in the stem (SUN RGB-D img-000001.jpg <->
+  pair_by: stem (default) | number: pair by the last integer in the stem (SUN RGB-D img-000001.jpg <->
       00000001.png).
+  scene_list: a text file (relative to the dataset root; "{split}" is replaced by the split name)
+      naming, one a line, the folders that make up the split: only files whose first wildcard folder
+      is listed are converted (ScanNet keeps all scenes in one folder).
+A split's `index`, for these readers, is a plain-text list of image ids, one a line (Pascal VOC
+ImageSets/Segmentation/train.txt): exactly the listed ids are converted. An id may name its folders
+("scene0000_00/000000"); a bare id is looked up by stem when that is unambiguous. A listed id, or a
+listed scene, with no image or no label file still gets an item, which read() reports as a BadSample
+naming the index file, the line and what is missing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.convert.readers.base import BadSample, WorkItem
@@ -20,8 +35,12 @@ from pipeline.convert.readers.common import relative, sanitize_key
 from pipeline.taxonomy.schema import DatasetTaxonomy, SplitSpec
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+PAIRING_OPTIONS = frozenset({"annotation_suffix", "image_suffix", "pair_by", "scene_list"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _DIGITS = re.compile(r"\d+")
+
+Folders = tuple[str, ...]
+MatchKey = tuple[Folders, object]
 
 
 def split_spec(tax: DatasetTaxonomy, split: str) -> SplitSpec:
@@ -47,6 +66,48 @@ def list_files(root: Path, pattern: str, exts: Iterable[str]) -> list[Path]:
     return sorted(found)
 
 
+def folder_parts(root: Path, pattern: str, path: Path) -> Folders:
+    """The folders of `path` that the split entry does not fix: those its wildcards matched, or, for
+    a plain folder, the subfolders below it."""
+    rel = path.relative_to(root).parts[:-1]
+    if not is_glob(pattern):
+        return tuple(rel[len(Path(pattern).parts) :])
+    dirs = pattern.split("/")[:-1]
+    if "**" not in dirs:
+        return tuple(part for part, d in zip(rel, dirs) if is_glob(d))
+    at = dirs.index("**")
+    head, tail = dirs[:at], dirs[at + 1 :]
+    end = len(rel) - len(tail)
+    varying = [part for part, d in zip(rel[:at], head) if is_glob(d)] + list(rel[at:end])
+    return tuple(varying + [part for part, d in zip(rel[end:], tail) if is_glob(d)])
+
+
+def guess_path(root: Path, pattern: str, folders: Folders, name: str) -> Path:
+    """Where a file named `name` in these folders would be, for reporting it missing."""
+    if not is_glob(pattern):
+        return root.joinpath(pattern, *folders, name)
+    dirs = pattern.split("/")[:-1]
+    rest = list(folders)
+    filled = []
+    for n, d in enumerate(dirs):
+        if d == "**":
+            later = sum(1 for x in dirs[n + 1 :] if is_glob(x))
+            take = max(0, len(rest) - later)
+            filled += rest[:take]
+            rest = rest[take:]
+        elif is_glob(d):
+            filled.append(rest.pop(0) if rest else d)
+        else:
+            filled.append(d)
+    return root.joinpath(*filled, name)
+
+
+def _ext(pattern: str, default: str) -> str:
+    last = pattern.rsplit("/", 1)[-1]
+    ext = Path(last).suffix
+    return ext if is_glob(pattern) and ext and not is_glob(ext) else default
+
+
 def strip_suffix(stem: str, suffix: str) -> str:
     return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
 
@@ -62,6 +123,12 @@ def match_key(stem: str, suffix: str, pair_by: str) -> str | int | None:
     return base
 
 
+def item_key(folders: Folders, base: str) -> str:
+    """Folders then stem, '_'-joined and sanitised; a folder the stem already starts with is dropped."""
+    kept = [f for f in folders if not base.startswith(f"{f}_")]
+    return sanitize_key("_".join([*kept, base]))
+
+
 def guess_image_path(root: Path, pattern: str, stem: str) -> Path:
     """Where an image with this stem would be (for reporting it missing, or when only an id is known)."""
     if is_glob(pattern):
@@ -73,55 +140,213 @@ def guess_image_path(root: Path, pattern: str, stem: str) -> Path:
     return root / pattern / f"{stem}.jpg"
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """One split's pairing settings, read once from the taxonomy."""
+
+    root: Path
+    spec: SplitSpec
+    ann_pattern: str
+    img_suffix: str
+    ann_suffix: str
+    pair_by: str
+
+    def image_name(self, base: str) -> str:
+        return base + self.img_suffix + _ext(self.spec.images, ".jpg")
+
+    def ann_name(self, base: str) -> str:
+        return base + self.ann_suffix + _ext(self.ann_pattern, ".png")
+
+
+def _read_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a plain-text list; one token a line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BadSample(path, f"missing file ({what})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadSample(path, f"cannot read {what}: {e}") from None
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 1:
+            raise BadSample(path, f"line {number}: expected one {what} entry, got {line.strip()!r}")
+        out.append((number, fields[0]))
+    return out
+
+
+def _error_item(key: str, image: Path, ann: Path, root: Path, index: Path, error: str) -> WorkItem:
+    return WorkItem(
+        key=key,
+        image=str(image),
+        annotation=str(ann),
+        extra={
+            "index": str(index),
+            "error": error,
+            "sources": {"image": relative(image, root), "annotation": relative(ann, root)},
+        },
+    )
+
+
 def pair_split(
     tax: DatasetTaxonomy,
     root: Path,
     split: str,
     annotations: list[Path] | None = None,
     ann_suffix: str | None = None,
+    ann_pattern: str | None = None,
 ) -> list[WorkItem]:
-    """One WorkItem per annotation file (the split's PNGs, or the given files), with its image; sorted
-    by key. Images without an annotation are not labelled data and are left out; an annotation
-    without an image still gets an item whose image path does not exist, so read() quarantines it
-    as a missing file."""
+    """One WorkItem per annotation file (the split's PNGs, or the given files found through
+    `ann_pattern`), with its image; sorted by key. Images without an annotation are not labelled data
+    and are left out; an annotation without an image still gets an item whose image path does not
+    exist, so read() quarantines it as a missing file. With a scene_list or an index, see above."""
     root = Path(root)
     spec = split_spec(tax, split)
     if spec.annotations is None and annotations is None:
         raise ValueError(f"{tax.name}: split {split!r} names no annotations")
     opts = tax.format_options
-    img_suffix = str(opts.get("image_suffix", "") or "")
-    if ann_suffix is None:
-        ann_suffix = str(opts.get("annotation_suffix", "") or "")
-    pair_by = str(opts.get("pair_by", "stem"))
+    lay = _Layout(
+        root=root,
+        spec=spec,
+        ann_pattern=ann_pattern or spec.annotations or "",
+        img_suffix=str(opts.get("image_suffix", "") or ""),
+        ann_suffix=str(opts.get("annotation_suffix", "") or "") if ann_suffix is None else ann_suffix,
+        pair_by=str(opts.get("pair_by", "stem")),
+    )
 
-    images: dict[object, Path] = {}
+    images: dict[MatchKey, Path] = {}
     for path in list_files(root, spec.images, IMAGE_EXTS):
-        m = match_key(path.stem, img_suffix, pair_by)
+        m = match_key(path.stem, lay.img_suffix, lay.pair_by)
         if m is None:
             continue
-        if m in images:
+        at = (folder_parts(root, spec.images, path), m)
+        if at in images:
             raise ValueError(
-                f"{tax.name}/{split}: images {images[m]} and {path} pair with the same annotation"
+                f"{tax.name}/{split}: images {images[at]} and {path} pair with the same annotation"
             )
-        images[m] = path
+        images[at] = path
 
-    items: dict[str, WorkItem] = {}
     if annotations is None:
-        assert spec.annotations is not None
-        annotations = list_files(root, spec.annotations, (".png",))
+        annotations = list_files(root, lay.ann_pattern, (".png",))
+    found: dict[MatchKey, Path] = {}
     for ann in annotations:
-        m = match_key(ann.stem, ann_suffix, pair_by)
-        image = images.get(m) if m is not None else None
-        if image is None:
-            base = strip_suffix(ann.stem, ann_suffix)
-            image = guess_image_path(root, spec.images, base + img_suffix)
-        key = sanitize_key(strip_suffix(image.stem, img_suffix))
-        if key in items:
-            raise ValueError(f"{tax.name}/{split}: key {key!r} from both {items[key].annotation} and {ann}")
-        items[key] = WorkItem(
-            key=key,
-            image=str(image),
-            annotation=str(ann),
-            extra={"sources": {"image": relative(image, root), "annotation": relative(ann, root)}},
+        m = match_key(ann.stem, lay.ann_suffix, lay.pair_by)
+        found.setdefault((folder_parts(root, lay.ann_pattern, ann), m), ann)
+
+    extra_items: list[WorkItem] = []
+    if opts.get("scene_list"):
+        found, extra_items = _keep_scenes(tax, split, lay, found, str(opts["scene_list"]))
+    if spec.index:
+        items = _listed(tax, split, lay, images, found) + extra_items
+    else:
+        items = [_pair_item(lay, images, at, ann) for at, ann in found.items()] + extra_items
+
+    by_key: dict[str, WorkItem] = {}
+    for item in items:
+        if item.key in by_key:
+            raise ValueError(
+                f"{tax.name}/{split}: key {item.key!r} from both {by_key[item.key].annotation} and {item.annotation}"
+            )
+        by_key[item.key] = item
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def _pair_item(lay: _Layout, images: dict[MatchKey, Path], at: MatchKey, ann: Path) -> WorkItem:
+    folders, m = at
+    image = images.get(at) if m is not None else None
+    if image is None:
+        image = guess_path(
+            lay.root, lay.spec.images, folders, lay.image_name(strip_suffix(ann.stem, lay.ann_suffix))
         )
-    return [items[k] for k in sorted(items)]
+    return WorkItem(
+        key=item_key(folders, strip_suffix(image.stem, lay.img_suffix)),
+        image=str(image),
+        annotation=str(ann),
+        extra={"sources": {"image": relative(image, lay.root), "annotation": relative(ann, lay.root)}},
+    )
+
+
+def _keep_scenes(
+    tax: DatasetTaxonomy, split: str, lay: _Layout, found: dict[MatchKey, Path], option: str
+) -> tuple[dict[MatchKey, Path], list[WorkItem]]:
+    """Only annotations under a listed scene; an item reporting each listed scene that has none."""
+    path = lay.root / option.replace("{split}", split)
+    scenes = _read_lines(path, "scene_list")
+    if any(not folders for folders, _ in found):
+        raise ValueError(
+            f"{tax.name}/{split}: scene_list needs a wildcard folder in annotations {lay.ann_pattern!r}"
+        )
+    listed = {name for _, name in scenes}
+    kept = {at: ann for at, ann in found.items() if at[0][0] in listed}
+    present = {at[0][0] for at in kept}
+    missing = []
+    for number, name in scenes:
+        if name in present:
+            continue
+        where = guess_path(lay.root, lay.ann_pattern, (name,), "")
+        missing.append(
+            _error_item(
+                sanitize_key(f"missing-scene-{name}"),
+                where,
+                where,
+                lay.root,
+                path,
+                f"line {number}: scene {name!r} has no label files under {relative(where, lay.root)}",
+            )
+        )
+    return kept, missing
+
+
+def _listed(
+    tax: DatasetTaxonomy,
+    split: str,
+    lay: _Layout,
+    images: dict[MatchKey, Path],
+    found: dict[MatchKey, Path],
+) -> list[WorkItem]:
+    """Exactly the ids the split's index lists, each with its image and label, or an error item."""
+    assert lay.spec.index is not None
+    index = lay.root / lay.spec.index
+    # A bare id is found by stem alone when one folder holds it.
+    by_match: dict[object, set[Folders]] = {}
+    for folders, m in [*images, *found]:
+        by_match.setdefault(m, set()).add(folders)
+    first_line: dict[str, int] = {}
+    items = []
+    for number, entry in _read_lines(index, "index"):
+        *dirs, name = entry.strip("/").split("/")
+        if Path(name).suffix.lower() in IMAGE_EXTS:
+            name = Path(name).stem
+        base = strip_suffix(name, lay.img_suffix)
+        m = match_key(name, lay.img_suffix, lay.pair_by)
+        folders: Folders = tuple(dirs)
+        if not dirs and m is not None:
+            options = sorted(by_match.get(m, set()))
+            if len(options) > 1:
+                shown = ", ".join("/".join(f) or "." for f in options[:5])
+                raise BadSample(
+                    index, f"line {number}: id {entry!r} is in several folders ({shown}); name the folder"
+                )
+            folders = options[0] if options else ()
+        key = item_key(folders, base)
+        if key in first_line:
+            raise BadSample(
+                index, f"line {number}: id {entry!r} listed twice (first on line {first_line[key]})"
+            )
+        first_line[key] = number
+        image, ann = images.get((folders, m)), found.get((folders, m))
+        if image is not None and ann is not None:
+            items.append(_pair_item(lay, images, (folders, m), ann))
+            continue
+        lacks = []
+        if image is None:
+            image = guess_path(lay.root, lay.spec.images, folders, lay.image_name(base))
+            lacks.append(f"image (looked for {relative(image, lay.root)})")
+        if ann is None:
+            ann = guess_path(lay.root, lay.ann_pattern, folders, lay.ann_name(base))
+            lacks.append(f"label file (looked for {relative(ann, lay.root)})")
+        error = f"line {number}: listed id {entry!r} has no {' and no '.join(lacks)}"
+        items.append(_error_item(key, image, ann, lay.root, index, error))
+    return items

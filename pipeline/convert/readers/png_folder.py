@@ -4,7 +4,7 @@ format_options mode:
   index (default): L, P (palette index) or 16-bit PNGs whose value is the raw id.
   color: RGB PNGs where each class has `color: [r, g, b]` in the YAML; colours listed in
       format_options `ignore_colors` become ignore. Any other colour is a BadSample.
-Pairing options as in pairing.py (annotation_suffix, image_suffix, pair_by)."""
+Pairing options, scene_list and a split's `index` (a plain-text id list) as in pairing.py."""
 
 from __future__ import annotations
 
@@ -13,8 +13,16 @@ from collections.abc import Iterator
 import numpy as np
 
 from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.common import cached, check_size, load_image, make_sample, open_label
+from pipeline.convert.readers.common import (
+    cached,
+    check_size,
+    load_image,
+    make_sample,
+    open_label,
+    raise_planned_error,
+)
 from pipeline.convert.readers.dense import plan_pairs, read_index_png
+from pipeline.convert.readers.pairing import PAIRING_OPTIONS
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -44,7 +52,11 @@ def color_table(tax: DatasetTaxonomy) -> dict[int, int]:
     return cached(tax, "colors", 0, build)
 
 
+OPTIONS = PAIRING_OPTIONS | {"mode", "ignore_colors"}
+
+
 def read_color(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
+    raise_planned_error(item)
     image = load_image(item.image)
     assert item.annotation is not None
     im = open_label(item.annotation, ("RGB", "RGBA", "P"))
@@ -72,7 +84,7 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
 
 
 def plan(tax: DatasetTaxonomy, root, split: str) -> Iterator[WorkItem]:
-    return plan_pairs(tax, root, split)
+    return plan_pairs(tax, root, split, OPTIONS)
 
 
-READER = FunctionReader(plan=plan, read=read)
+READER = FunctionReader(plan=plan, read=read, options=OPTIONS)

@@ -1,0 +1,86 @@
+"""Optional CLIP image embeddings of box crops, stored as KEY.boxemb.npy (float16 [num_boxes, D]).
+
+Spec: `open_clip:MODEL:PRETRAINED`. MODEL is an open_clip model name, or a path to a model config
+JSON (registered under its file stem, handy for small test models). PRETRAINED is an open_clip
+pretrained tag, a path to a local checkpoint, or `none` for random weights (tests only: every
+worker seeds the same, but the vectors mean nothing). Without this option the trainer falls back to
+the box class's text embedding.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.convert.readers.base import BadSample, Sample
+
+BATCH = 64
+
+
+class BoxEmbeddingError(RuntimeError):
+    pass
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or parts[0] != "open_clip" or not parts[1] or not parts[2]:
+        raise BoxEmbeddingError(
+            f"--box-embeddings {spec!r}: expected open_clip:MODEL:PRETRAINED, e.g. open_clip:ViT-B-32:laion2b_s34b_b79k"
+        )
+    pretrained = None if parts[2].lower() == "none" else parts[2]
+    return parts[1], pretrained
+
+
+@lru_cache(maxsize=2)
+def _load(spec: str):
+    """One model per worker process, loaded on first use."""
+    import open_clip
+    import torch
+
+    model_name, pretrained = parse_spec(spec)
+    if model_name.endswith(".json"):
+        open_clip.add_model_config(model_name)
+        model_name = Path(model_name).stem
+    if open_clip.get_model_config(model_name) is None:
+        raise BoxEmbeddingError(f"--box-embeddings {spec!r}: open_clip has no model {model_name!r}")
+    torch.manual_seed(0)  # only matters for pretrained=none: the same random weights in every worker
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
+    except Exception as e:
+        raise BoxEmbeddingError(
+            f"--box-embeddings {spec!r}: cannot load weights {pretrained!r} for {model_name} ({type(e).__name__}: {e}). "
+            "Download them once on a machine with network access (they are cached under ~/.cache/huggingface; "
+            "copy that folder here), or pass PRETRAINED as the path of a local .bin/.pt/.safetensors checkpoint."
+        ) from e
+    model.eval()
+    dim = int(open_clip.get_model_config(model_name)["embed_dim"])
+    return model, preprocess, dim
+
+
+def box_embedder(spec: str) -> Callable[[Sample], np.ndarray]:
+    model, preprocess, dim = _load(spec)
+
+    def embed(sample: Sample) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        boxes = sample.boxes or []
+        if not boxes:
+            return np.zeros((0, dim), dtype=np.float16)
+        try:
+            image = Image.open(io.BytesIO(sample.image_bytes)).convert("RGB")
+        except Exception as e:
+            raise BadSample(sample.sources.get("image", sample.key), f"cannot decode image for box crops: {e}") from e
+        crops = [preprocess(image.crop(tuple(int(v) for v in box[:4]))) for box in boxes]
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), BATCH):
+                feats = model.encode_image(torch.stack(crops[i : i + BATCH]))
+                out.append(torch.nn.functional.normalize(feats.float(), dim=-1))
+        return torch.cat(out).numpy().astype(np.float16)
+
+    return embed

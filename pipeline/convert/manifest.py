@@ -1,0 +1,101 @@
+"""Assemble the final manifest and quarantine report of a split from its shard parts, and the index.
+
+These run once at the end of a job, in the driver, from what the parts say, so they are correct
+however many times the job was killed and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.convert.plan import ShardPlan
+from pipeline.convert.shard import read_part
+from pipeline.convert.tario import temp_name, write_atomic
+from pipeline.taxonomy.schema import DatasetTaxonomy
+
+INDEX_FILE = "index.parquet"
+
+
+def manifest_path(out_ds: Path, split: str) -> Path:
+    return out_ds / f"{split}.manifest.parquet"
+
+
+def quarantine_path(out_ds: Path, split: str) -> Path:
+    return out_ds / f"{split}.quarantine.jsonl"
+
+
+def _manifest_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("dataset", pa.string()),
+            ("split", pa.string()),
+            ("supervision", pa.string()),
+            ("key", pa.string()),
+            ("shard", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("image_ext", pa.string()),
+            ("classes_present", pa.list_(pa.int32())),
+            ("class_pixels", pa.list_(pa.int64())),  # per class in classes_present; box data: box area
+            ("num_boxes", pa.int32()),
+            ("bytes", pa.int64()),
+        ]
+    )
+
+
+def _write_parquet(table, final: Path) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = temp_name(final)
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def assemble_split(out_ds: Path, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan]) -> tuple[int, int]:
+    """Write `<split>.manifest.parquet` and `<split>.quarantine.jsonl`; returns (written, quarantined)."""
+    import pyarrow as pa
+
+    rows: list[dict] = []
+    quarantine: list[dict] = []
+    for plan in plans:
+        part = read_part(out_ds, plan.name)
+        if part is None:
+            raise RuntimeError(f"{out_ds}: shard part {plan.name} is missing; re-run the conversion")
+        rows += part["samples"]
+        quarantine += part["quarantine"]
+    common = {"dataset": tax.name, "split": split, "supervision": tax.supervision.value}
+    table = pa.Table.from_pylist([{**common, **r} for r in rows], schema=_manifest_schema())
+    _write_parquet(table, manifest_path(out_ds, split))
+    lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantine)
+    write_atomic(quarantine_path(out_ds, split), lines.encode())
+    return len(rows), len(quarantine)
+
+
+def build_index(out_dir: Path) -> Path:
+    """shards/index.parquet: one row per (dataset, split, shard) over every manifest under out_dir."""
+    import polars as pl
+
+    manifests = sorted(Path(out_dir).glob("*/*.manifest.parquet"))
+    frames = [pl.read_parquet(p) for p in manifests]
+    columns = {"dataset": pl.Utf8, "split": pl.Utf8, "shard": pl.Utf8, "supervision": pl.Utf8,
+               "samples": pl.UInt32, "bytes": pl.Int64}
+    if frames:
+        index = (
+            pl.concat(frames)
+            .group_by(["dataset", "split", "shard"])
+            .agg(pl.col("supervision").first(), pl.len().alias("samples"))
+            .sort(["dataset", "split", "shard"])
+        )
+        sizes = [(Path(out_dir) / d / s).stat().st_size for d, s in zip(index["dataset"], index["shard"])]
+        index = index.with_columns(pl.Series("bytes", sizes, dtype=pl.Int64))
+    else:
+        index = pl.DataFrame(schema=columns)
+    final = Path(out_dir) / INDEX_FILE
+    _write_parquet(index.select(list(columns)).cast(columns).to_arrow(), final)
+    return final

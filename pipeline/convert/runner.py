@@ -1,0 +1,162 @@
+"""Run a split's conversion: plan, skip finished shards, convert the rest (Ray or in-process), assemble.
+
+Safe to kill: finished shards are kept, stale temps removed, and the manifest/quarantine/index are
+built from the shard parts at the end. The same `convert_shard` runs as a Ray task or a plain call,
+so `--no-ray` gives byte-identical shards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.convert.manifest import assemble_split, build_index
+from pipeline.convert.plan import ShardPlan, plan_split
+from pipeline.convert.readers.base import Reader
+from pipeline.convert.shard import ShardOptions, convert_shard, is_complete, split_files
+from pipeline.convert.tario import is_temp
+from pipeline.taxonomy.schema import DatasetTaxonomy
+
+_GLOB_CHARS = set("*?[")
+
+
+class ConvertError(ValueError):
+    """A problem with the request itself (missing root, unknown split, nothing to convert)."""
+
+
+@dataclass
+class SplitResult:
+    dataset: str
+    split: str
+    shards: int
+    kept: int  # finished shards found from an earlier run and not redone
+    written: int
+    quarantined: int
+    seconds: float
+
+
+def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
+    """Helpful errors before planning: the root, the split name and the split's image path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConvertError(f"{tax.name}: dataset root {root} does not exist or is not a folder")
+    if split not in tax.splits:
+        raise ConvertError(f"{tax.name}: no split {split!r} in the taxonomy (it lists: {', '.join(tax.splits)})")
+    spec = tax.splits[split].images
+    # The part of the path before any glob character must exist.
+    fixed = []
+    for part in Path(spec).parts:
+        if _GLOB_CHARS & set(part):
+            break
+        fixed.append(part)
+    where = root.joinpath(*fixed)
+    if not where.exists():
+        raise ConvertError(f"{tax.name}/{split}: {where} not found (the taxonomy's images for {split!r}: {spec!r} under {root})")
+
+
+def prepare(out_ds: Path, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
+    """Remove stale temps and shards beyond the plan; return the shards still to do."""
+    for index, path in split_files(out_ds, split):
+        if is_temp(path) or index >= len(plans):
+            path.unlink(missing_ok=True)
+    return [p for p in plans if not is_complete(out_ds, p)]
+
+
+def ensure_ray(address: str | None, workers: int | None) -> bool:
+    """Connect to (or start) Ray unless already connected; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=workers, **kwargs)
+    return True
+
+
+def _run_in_process(tax, reader, todo, out_dir, options, bar) -> None:
+    for plan in todo:
+        convert_shard(tax, reader, plan, out_dir, options)
+        bar.update(len(plan.items))
+
+
+def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -> None:
+    import ray
+
+    task = ray.remote(num_cpus=1)(convert_shard)
+    tax_ref, reader_ref = ray.put(tax), ray.put(reader)
+    # Keep a bounded number of tasks in flight so a 2M-image plan is not all in the object store at once.
+    limit = 2 * (workers or int(ray.cluster_resources().get("CPU", 1)))
+    queue = list(todo)
+    pending: dict = {}
+    try:
+        while queue or pending:
+            while queue and len(pending) < limit:
+                plan = queue.pop(0)
+                pending[task.remote(tax_ref, reader_ref, plan, out_dir, options)] = plan
+            done, _ = ray.wait(list(pending), num_returns=1)
+            plan = pending.pop(done[0])
+            try:
+                ray.get(done[0])
+            except Exception as e:  # Ray wraps the task's exception; surface the original
+                raise getattr(e, "cause", None) or e from None
+            bar.update(len(plan.items))
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+
+
+def convert_split(
+    tax: DatasetTaxonomy,
+    reader: Reader,
+    root: Path,
+    split: str,
+    out_dir: Path,
+    *,
+    shard_bytes: int,
+    options: ShardOptions | None = None,
+    use_ray: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    index: bool = True,
+) -> SplitResult:
+    from tqdm import tqdm
+
+    options = options or ShardOptions()
+    start = time.perf_counter()
+    check_inputs(tax, root, split)
+    out_dir = Path(out_dir).resolve()
+    out_ds = out_dir / tax.name
+    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, options.tag())
+    if not plans:
+        raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
+    out_ds.mkdir(parents=True, exist_ok=True)
+    todo = prepare(out_ds, split, plans)
+    total = sum(len(p.items) for p in plans)
+    with tqdm(
+        total=total,
+        initial=total - sum(len(p.items) for p in todo),
+        unit="img",
+        desc=f"{tax.name}/{split}",
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
+        if use_ray:
+            _run_on_ray(tax, reader, todo, out_dir, options, bar, workers)
+        else:
+            _run_in_process(tax, reader, todo, out_dir, options, bar)
+    written, quarantined = assemble_split(out_ds, tax, split, plans)
+    if index:
+        build_index(out_dir)
+    return SplitResult(
+        dataset=tax.name,
+        split=split,
+        shards=len(plans),
+        kept=len(plans) - len(todo),
+        written=written,
+        quarantined=quarantined,
+        seconds=time.perf_counter() - start,
+    )
