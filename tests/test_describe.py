@@ -293,3 +293,43 @@ def test_cli_reports_a_bad_taxonomy_folder(tmp_path):
     result = CliRunner().invoke(app, ["describe", "--offline", "--taxonomies", str(tax)])
     assert result.exit_code == 1
     assert "beta.yaml" in result.output and "unknown label 'lorry'" in result.output
+
+
+def test_unreachable_network_stops_after_one_label(tmp_path):
+    """A machine without network must fail in seconds with advice, not retry every label."""
+    import httpx
+
+    from pipeline.describe.run import WikipediaUnreachable, describe_labels
+    from pipeline.describe.wiki import FetchConfig
+
+    calls = []
+
+    def refuse(request):
+        calls.append(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    taxset = _unreachable_taxset(tmp_path)
+    cfg = FetchConfig(user_agent="ssiw-test", max_retries=0, retry_wait_s=0.0)
+    with pytest.raises(WikipediaUnreachable, match="--offline"):
+        describe_labels(taxset, tmp_path / "cache", use_ray=False, workers=2, fetch_config=cfg,
+                        transport=httpx.MockTransport(refuse))
+    assert len(calls) == 1
+    assert not (tmp_path / "cache" / "descriptions.parquet").exists()
+
+
+def _unreachable_taxset(tmp_path):
+    from pipeline.taxonomy.load import load_taxonomy_set
+
+    folder = tmp_path / "tax"
+    folder.mkdir()
+    labels = "\n".join(
+        f"  l{i}: {{name: thing{i}, wikipedia: Thing{i}, group: other, description: A thing number {i}.}}"
+        for i in range(5)
+    )
+    (folder / "labels.yaml").write_text("labels:\n" + labels + "\n")
+    classes = "\n".join(f"  - {{raw_id: {i + 1}, name: thing{i}, label: l{i}}}" for i in range(5))
+    (folder / "toy.yaml").write_text(
+        "name: toy\nversion: '1'\nhomepage: https://example.org\nformat: png_folder\nsupervision: dense\n"
+        "splits:\n  train: {images: 'i/*.jpg', annotations: 'a/*.png'}\nclasses:\n" + classes + "\n"
+    )
+    return load_taxonomy_set(folder)

@@ -71,13 +71,13 @@ def test_idd_level3_png_and_polygons(tmp_path):
     tax = shipped("idd")
     raw = write_idd(tax, tmp_path, "train")
     items, samples = read_all(tax, tmp_path, "train")
-    assert [i.key for i in items] == ["000001", "000002"]
+    assert [i.key for i in items] == ["0_000001", "0_000002"]  # IDD numbers frames per folder
     assert items[0].annotation.endswith("_gtFine_labellevel3Ids.png")
     assert items[1].annotation.endswith("_gtFine_polygons.json")
     table = tax.raw_to_target()
     for key, level3 in raw.items():
         assert np.array_equal(samples[key].label, np.vectorize(table.__getitem__)(level3)), key
-    assert samples["000002"].image_ext == "png"
+    assert samples["0_000002"].image_ext == "png"
 
 
 def test_plan_is_sorted_deterministic_and_picklable(tmp_path):

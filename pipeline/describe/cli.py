@@ -33,7 +33,7 @@ def describe(
     Label text is "An image of {name}. {sentence}". A class `description` in a taxonomy YAML wins over
     the cache, and the registry's own description fills in for any label without a Wikipedia sentence.
     Missing and disambiguation pages are reported per label and never written as text."""
-    from pipeline.describe.run import describe_labels
+    from pipeline.describe.run import WikipediaUnreachable, describe_labels
     from pipeline.paths import default_cache_dir, default_taxonomy_dir
     from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set
 
@@ -51,7 +51,7 @@ def describe(
             use_ray=not no_ray,
             workers=workers,
         )
-    except ValueError as e:
+    except (ValueError, WikipediaUnreachable) as e:
         console.print(f"[red]{e}[/red]", highlight=False)
         raise typer.Exit(1) from e
 

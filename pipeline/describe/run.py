@@ -84,6 +84,21 @@ def fetch_all(
     return _fetch_in_process(chunks, cfg, workers, transport)
 
 
+class WikipediaUnreachable(RuntimeError):
+    """The first request could not connect at all: stop rather than retry every label."""
+
+
+def _probe(todo: list[tuple[str, str]], cfg: FetchConfig, transport: Any) -> list[FetchResult]:
+    """Fetch the first label alone; a machine without network fails here in seconds, not per label."""
+    first = fetch_batch(todo[:1], cfg, transport)
+    if first[0].status == ERROR and first[0].detail.startswith("connection failed"):
+        raise WikipediaUnreachable(
+            f"cannot reach Wikipedia ({first[0].detail} for {first[0].title!r}); check the network or a proxy, "
+            "or run `ssiw describe --offline` to use the registry's own descriptions"
+        )
+    return first
+
+
 def describe_labels(
     taxset: TaxonomySet,
     cache_dir: Path,
@@ -106,7 +121,8 @@ def describe_labels(
 
     todo = [] if offline else [(k, labels[k].wikipedia) for k in sorted(labels) if refresh or not current(k)]
     cfg = fetch_config or FetchConfig(user_agent=default_user_agent())
-    results = fetch_all(todo, cfg, use_ray=use_ray, workers=workers, transport=transport)
+    results = _probe(todo, cfg, transport) if todo else []
+    results += fetch_all(todo[1:], cfg, use_ray=use_ray, workers=workers, transport=transport)
 
     rows = dict(cache)
     for r in results:

@@ -151,7 +151,8 @@ def write_bdd100k(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.
 # --- IDD ---------------------------------------------------------------------------------------
 def write_idd(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndarray]:
     """Image 1 has a level3 id PNG; image 2 has only _polygons.json: background, a road over the
-    bottom half, then a car and a '<name>group' label on top. Returns key -> expected raw level3."""
+    bottom half, then a car and a '<name>group' label on top. Both sit in folder "0", so their keys
+    start with it. Returns key -> expected raw level3."""
     spec = tax.splits[split]
     opts = tax.format_options
     img_suffix, ann_suffix = opts["image_suffix"], opts["annotation_suffix"]
@@ -196,4 +197,4 @@ def write_idd(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndar
     raw2[15:30, 0:48] = names[road]  # PIL fills a polygon including its border
     raw2[10:21, 5:21] = names[car]
     raw2[2:26, 30:36] = names[person]
-    return {"000001": raw1, "000002": raw2}
+    return {"0_000001": raw1, "0_000002": raw2}
