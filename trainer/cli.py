@@ -1,17 +1,133 @@
-"""`ssiw train`, `ssiw eval`, `ssiw segment` (placeholders until the trainer lands)."""
+"""`ssiw train`, `ssiw eval`, `ssiw segment`. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 
-def train() -> None:
-    """Train on shards (not implemented yet)."""
-    raise typer.Exit("not implemented yet")
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
-def evaluate() -> None:
-    """Zero-shot mIoU (not implemented yet)."""
-    raise typer.Exit("not implemented yet")
+def _scales(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"scales must be comma-separated integers, got {text!r}")
+        raise
 
 
-def segment() -> None:
-    """Label images (not implemented yet)."""
-    raise typer.Exit("not implemented yet")
+def train(
+    config: Annotated[Path, typer.Argument(help="training YAML (see trainer/configs/example.yaml)")],
+    resume: Annotated[str | None, typer.Option(help="checkpoint file, run folder, or 'auto' (this run's newest)")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="run on a Ray cluster with Ray Train's TorchTrainer")] = False,
+    ray_workers: Annotated[int, typer.Option(help="Ray Train workers (one process each)")] = 1,
+    ray_gpu: Annotated[bool, typer.Option(help="one GPU per Ray worker")] = False,
+) -> None:
+    """Train on mixed shards with the paper's three losses (one process, torchrun, or --ray)."""
+    from trainer.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    if resume == "auto":
+        from trainer.checkpoint import latest_checkpoint
+
+        found = latest_checkpoint(cfg.run_dir)
+        resume = str(found) if found else None
+    if ray:
+        from trainer.train import run_with_ray
+
+        summary = run_with_ray(cfg, ray_workers, ray_gpu, resume)
+    else:
+        from trainer.train import run_training
+
+        try:
+            summary = run_training(cfg, resume=resume)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            _fail(str(e))
+    if summary.get("rank", 0) == 0:
+        typer.echo(f"run folder: {summary['run_dir']}  (losses.csv, tb/, checkpoints/)")
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
+    dataset: Annotated[str, typer.Option(help="taxonomy to evaluate on (its labels are embedded, zero-shot)")],
+    root: Annotated[Path | None, typer.Option(help="dataset root, read through its format reader")] = None,
+    shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
+    table: Annotated[Path | None, typer.Option(help="embedding table (needed for datasets not trained on)")] = None,
+    split: Annotated[str, typer.Option(help="split name")] = "validation",
+    scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: the training one)")] = None,
+    multi_scales: Annotated[str, typer.Option(help="short edges for multi-scale; '' to skip")] = "480,720,1080",
+    sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
+    flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
+    out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
+) -> None:
+    """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
+    from trainer.evaluate import evaluate_checkpoint, samples_from_root, samples_from_shards, write_report
+
+    if (root is None) == (shards is None):
+        _fail("give exactly one of --root or --shards")
+    try:
+        tab = None
+        if table is not None:
+            from trainer.train import load_embedding_table
+
+            tab = load_embedding_table(table)
+        if shards is not None:
+            samples = samples_from_shards(shards, dataset, split, limit)
+        else:
+            from pipeline.taxonomy.load import load_taxonomy_set
+
+            samples = samples_from_root(load_taxonomy_set().dataset(dataset), root, split, limit)
+        results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
+                                      multi_scales=_scales(multi_scales), sliding=sliding, flip=flip)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e))
+    base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
+    paths = write_report(results, out or base / f"eval-{dataset}-{split}")
+    typer.echo(f"wrote {paths['json']} and {paths['chart']}")
+
+
+def segment(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
+    images: Annotated[list[Path], typer.Argument(help="images to label")],
+    dataset: Annotated[str | None, typer.Option(help="use this taxonomy's labels")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="'name: description', repeatable")] = None,
+    table: Annotated[Path | None, typer.Option(help="embedding table for --dataset")] = None,
+    encoder: Annotated[str | None, typer.Option(help="text encoder for --label (default: the table's)")] = None,
+    scale: Annotated[int | None, typer.Option(help="short edge (default: the training one)")] = None,
+    sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("segment-out"),
+) -> None:
+    """Write a label PNG and a coloured overlay with a legend for each image."""
+    from trainer.evaluate import class_names_for
+    from trainer.infer import Predictor, encode_label_texts
+    from trainer.segment import segment_images
+
+    if (dataset is None) == (not label):
+        _fail("give either --dataset or one or more --label 'name: description'")
+    try:
+        predictor = Predictor.from_checkpoint(checkpoint)
+        if dataset:
+            tab = None
+            if table is not None:
+                from trainer.train import load_embedding_table
+
+                tab = load_embedding_table(table)
+            vectors = predictor.vectors_for(dataset, tab)
+            names = class_names_for(dataset, len(vectors))
+        else:
+            names, vectors = encode_label_texts(label, encoder or predictor.encoder or "minilm")
+        written = segment_images(predictor, images, vectors, names, out,
+                                 [scale or int(predictor.config.get("short_edge", 1080))], sliding)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        _fail(str(e))
+    for w in written:
+        typer.echo(f"{w['image']}: {w['overlay']} ({', '.join(w['classes'])})")

@@ -1,0 +1,153 @@
+"""Decode one shard sample and augment it as the paper does: short edge to a base size, random
+scale, random crop, flip, colour jitter and blur. Boxes move with the image.
+
+Speed: only the crop window is resampled (PIL's resize with `box=`), and JPEGs are decoded at a
+reduced scale (Image.draft) when the target is at most half the original size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+IMAGE_EXTS = ("jpg", "jpeg", "png")
+SUPERVISIONS = ("dense", "coarse", "box")
+
+
+class SampleError(ValueError):
+    """A shard sample that cannot be used; names the sample key and the reason."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"sample {key}: {reason}")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    short_edge: int = 1080
+    scale: tuple[float, float] = (0.5, 2.0)
+    crop: tuple[int, int] = (640, 640)  # height, width
+    flip: bool = True
+    jitter: float = 0.3  # brightness / contrast / saturation factors drawn from [1-j, 1+j]
+    blur_prob: float = 0.2
+    blur_radius: tuple[float, float] = (0.1, 2.0)
+    draft: bool = True
+
+
+def parse_record(key: str, raw: dict) -> dict:
+    if "json" not in raw:
+        raise SampleError(key, "no .json record")
+    try:
+        record = json.loads(raw["json"])
+    except ValueError as e:
+        raise SampleError(key, f".json record is not valid JSON: {e}") from e
+    if record.get("supervision") not in SUPERVISIONS:
+        raise SampleError(key, f"supervision {record.get('supervision')!r} is not one of {SUPERVISIONS}")
+    return record
+
+
+def _image_bytes(key: str, raw: dict) -> tuple[bytes, str]:
+    for ext in IMAGE_EXTS:
+        if ext in raw:
+            return raw[ext], ext
+    raise SampleError(key, f"no image member (.jpg or .png); members: {sorted(k for k in raw if not k.startswith('__'))}")
+
+
+def _label_array(key: str, data: bytes, ignore_index: int, box, out_size) -> np.ndarray:
+    from PIL import Image
+
+    label = Image.open(io.BytesIO(data))
+    if label.mode not in ("L", "I;16", "I;16B", "I", "P"):
+        raise SampleError(key, f"label PNG has mode {label.mode}; expected L or I;16")
+    label = label.resize(out_size, Image.NEAREST, box=box)
+    arr = np.asarray(label).astype(np.int64)
+    arr[arr == ignore_index] = -1  # one ignore value (-1) across datasets from here on
+    return arr
+
+
+def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) -> dict:
+    """Raw webdataset sample -> dict(image uint8 HxWx3, target int64 HxW with -1 ignore, boxes, ...).
+
+    With p None the image keeps its size (evaluation)."""
+    from PIL import Image, ImageEnhance, ImageFilter
+
+    key = raw.get("__key__", "?")
+    record = parse_record(key, raw)
+    data, ext = _image_bytes(key, raw)
+    try:
+        im = Image.open(io.BytesIO(data))
+        w0, h0 = im.size
+    except Exception as e:  # PIL raises several types for corrupt files
+        raise SampleError(key, f"image cannot be decoded: {e}") from e
+
+    if p is None:
+        f, (x, y, cw, ch), crop_h, crop_w = 1.0, (0, 0, w0, h0), h0, w0
+    else:
+        f = p.short_edge * rng.uniform(*p.scale) / min(w0, h0)
+        sw, sh = max(1, round(w0 * f)), max(1, round(h0 * f))
+        crop_h, crop_w = p.crop
+        cw, ch = min(crop_w, sw), min(crop_h, sh)
+        x, y = int(rng.integers(0, sw - cw + 1)), int(rng.integers(0, sh - ch + 1))
+    # crop window in original pixels (clamped: rounding the scaled size may overshoot by a fraction)
+    src = (x / f, y / f, min(w0, (x + cw) / f), min(h0, (y + ch) / f))
+
+    if p is not None and p.draft and ext in ("jpg", "jpeg") and f <= 0.5:
+        im.draft("RGB", (math.ceil(w0 * f), math.ceil(h0 * f)))  # DCT-domain downscale: far less work
+    sx, sy = im.size[0] / w0, im.size[1] / h0
+    try:
+        image = im.convert("RGB").resize(
+            (cw, ch), Image.BILINEAR,
+            box=(src[0] * sx, src[1] * sy, min(im.size[0], src[2] * sx), min(im.size[1], src[3] * sy)),
+        )
+    except Exception as e:
+        raise SampleError(key, f"image cannot be decoded: {e}") from e
+
+    do_flip = bool(p is not None and p.flip and rng.random() < 0.5)
+    if p is not None and p.jitter > 0:
+        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            image = enhancer(image).enhance(rng.uniform(1 - p.jitter, 1 + p.jitter))
+    if p is not None and rng.random() < p.blur_prob:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*p.blur_radius)))
+
+    img = np.zeros((crop_h, crop_w, 3), dtype=np.uint8)  # pad small images with black / ignore
+    img[:ch, :cw] = np.asarray(image)
+    target = np.full((crop_h, crop_w), -1, dtype=np.int64)
+    if "label.png" in raw:
+        ignore = int(record.get("ignore_index", 255))
+        target[:ch, :cw] = _label_array(key, raw["label.png"], ignore, src, (cw, ch))
+    elif record["supervision"] != "box":
+        raise SampleError(key, f"{record['supervision']} supervision but no .label.png")
+
+    boxes, classes, box_targets = _boxes(key, raw, record, f, x, y, cw, ch)
+    if do_flip:
+        img, target = img[:, ::-1], target[:, ::-1]
+        if len(boxes):
+            boxes[:, [0, 2]] = crop_w - boxes[:, [2, 0]]
+    return {
+        "key": key, "dataset": record.get("dataset", ""), "supervision": record["supervision"],
+        "image": np.ascontiguousarray(img), "target": np.ascontiguousarray(target),
+        "boxes": boxes, "box_classes": classes, "box_targets": box_targets,
+    }
+
+
+def _boxes(key, raw, record, f, x, y, cw, ch):
+    """Boxes scaled and shifted into the crop, clipped; boxes that leave the crop are dropped."""
+    given = record.get("boxes") or []
+    arr = np.asarray(given, dtype=np.float64).reshape(-1, 5)
+    targets = None
+    if "boxemb.npy" in raw:
+        targets = np.load(io.BytesIO(raw["boxemb.npy"])).astype(np.float32)
+        if targets.ndim != 2 or targets.shape[0] != len(arr):
+            raise SampleError(key, f"boxemb.npy has shape {targets.shape}, expected [{len(arr)}, D]")
+    xy = arr[:, :4] * f - np.array([x, y, x, y])
+    xy[:, [0, 2]] = xy[:, [0, 2]].clip(0, cw)
+    xy[:, [1, 3]] = xy[:, [1, 3]].clip(0, ch)
+    keep = ((xy[:, 2] - xy[:, 0]) >= 1) & ((xy[:, 3] - xy[:, 1]) >= 1)
+    return (
+        xy[keep].astype(np.float32),
+        arr[keep, 4].astype(np.int64),
+        None if targets is None else targets[keep],
+    )

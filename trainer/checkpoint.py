@@ -1,0 +1,42 @@
+"""Checkpoints: one torch file per save, written to a temporary name and renamed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def save_checkpoint(path: Path, state: dict) -> Path:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = sorted((Path(run_dir) / "checkpoints").glob("step-*.pt"))
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    import torch
+
+    p = Path(path)
+    if p.is_dir():  # a run folder: its newest checkpoint
+        found = latest_checkpoint(p)
+        if found is None:
+            raise FileNotFoundError(f"{p}: no checkpoints/step-*.pt in this run folder")
+        p = found
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: checkpoint not found")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{p}: not a readable checkpoint: {e}") from e
+    for key in ("model", "config", "label_space", "step"):
+        if key not in state:
+            raise ValueError(f"{p}: not an ssiw checkpoint (no {key!r})")
+    return state

@@ -1,0 +1,97 @@
+"""The training config: a YAML file validated by pydantic (see trainer/configs/example.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetEntry(_Strict):
+    name: str
+    ratio: float = Field(default=1.0, gt=0, description="share of each batch, relative to the others")
+    split: str = "training"
+
+
+class TrainConfig(_Strict):
+    name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name under out_dir")
+    out_dir: Path = Path("runs")
+    shards: Path = Field(description="folder holding <dataset>/<split>-NNNNNN.tar")
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    table: Path | None = Field(default=None, description="embedding table parquet (pipeline.embed.table)")
+
+    model: Literal["segformer-b5", "hrnet-w48", "resnet18", "tiny"] = "segformer-b5"
+    weights: Path | None = Field(default=None, description="local pretrained backbone weights")
+    width: int = Field(default=32, ge=4, description="channel width of the tiny / resnet18 heads")
+
+    crop: tuple[int, int] = (640, 640)
+    short_edge: int = Field(default=1080, ge=16)
+    scale: tuple[float, float] = (0.5, 2.0)
+    flip: bool = True
+    jitter: float = Field(default=0.3, ge=0, lt=1)
+    blur_prob: float = Field(default=0.2, ge=0, le=1)
+
+    batch_size: int = Field(default=8, ge=1, description="per process, before accumulation")
+    accumulate: int = Field(default=1, ge=1)
+    steps: int = Field(default=160_000, ge=1, description="optimizer steps")
+    epoch_samples: int = Field(default=20_000, ge=1, description="samples per epoch, over all processes")
+    lr: float = Field(default=6e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    poly_power: float = Field(default=1.0, gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+
+    softmax_over: Literal["all", "own"] = Field(
+        default="all", description="all: every label of every training dataset (paper); own: the sample's dataset")
+    tau: float = Field(default=0.07, gt=0, description="initial temperature (learned as log tau)")
+    ld_quantile: float = Field(default=0.7, gt=0, le=1)
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    box_dim: int | None = Field(default=None, description="dimension of KEY.boxemb.npy targets (default: C)")
+    roi_size: int = Field(default=7, ge=1)
+
+    seed: int = 0
+    amp: bool = True
+    workers: int = Field(default=4, ge=0)
+    shuffle_buffer: int = Field(default=256, ge=0)
+    resampled: bool = True
+    checkpoint_every: int = Field(default=2000, ge=1)
+    log_every: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"datasets listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+        if self.scale[0] > self.scale[1]:
+            raise ValueError(f"scale range {self.scale} is reversed")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.name
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a YAML config; errors name the file and each bad field."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ValueError(f"{p}: expected a mapping of config fields")
+    try:
+        cfg = TrainConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise ValueError(f"{p}: {lines}") from e
+    # Relative paths in the file are relative to the current directory, like every CLI path.
+    return cfg

@@ -1,0 +1,156 @@
+"""Zero-shot evaluation: mIoU and per-class IoU of a checkpoint on one taxonomy's validation data,
+read from shards or straight from the dataset root through its format reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from trainer.infer import Predictor
+
+
+def confusion(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """k x k counts (rows: truth, columns: prediction) over pixels whose target is a class (>= 0)."""
+    valid = (target >= 0) & (target < k)
+    return np.bincount(target[valid] * k + pred[valid], minlength=k * k).reshape(k, k)
+
+
+def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
+    """Per-class IoU; NaN for a class absent from both truth and prediction."""
+    tp = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def samples_from_shards(shard_dir: Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    import webdataset as wds
+
+    from trainer.augment import decode_sample
+    from trainer.stream import find_shards
+
+    urls = find_shards(shard_dir, dataset, split)
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
+    for i, raw in enumerate(pipeline):
+        if limit is not None and i >= limit:
+            return
+        s = decode_sample(raw, np.random.default_rng(0), None)
+        if s["supervision"] == "box":
+            raise ValueError(f"{urls[0]}: {dataset} has box supervision; mIoU needs dense labels")
+        yield s["key"], s["image"], s["target"]
+
+
+def samples_from_root(tax, root: Path, split: str, limit: int | None):
+    from PIL import Image
+
+    from pipeline.convert.readers import get_reader
+
+    reader = get_reader(tax.format)
+    for i, item in enumerate(reader.plan(tax, Path(root), split)):
+        if limit is not None and i >= limit:
+            return
+        sample = reader.read(tax, item)
+        if sample.label is None:
+            raise ValueError(f"{item.image}: no dense label for evaluation")
+        image = np.asarray(Image.open(io.BytesIO(sample.image_bytes)).convert("RGB"))
+        target = sample.label.astype(np.int64)
+        target[target == tax.ignore_index] = -1
+        yield sample.key, image, target
+
+
+def class_names_for(dataset: str, k: int) -> list[str]:
+    try:
+        from pipeline.taxonomy.load import load_taxonomy_set
+
+        names = load_taxonomy_set().dataset(dataset).class_names
+        if len(names) == k:
+            return names
+    except (KeyError, ValueError, FileNotFoundError):  # a dataset without a shipped taxonomy: use indices
+        pass
+    return [f"class {i}" for i in range(k)]
+
+
+def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray | None = None, table=None,
+                        single_scale: int | None = None, multi_scales=(480, 720, 1080), sliding: bool = False,
+                        flip: bool = False, predictor: Predictor | None = None) -> dict:
+    """mIoU single-scale and multi-scale over (key, image, target) samples."""
+    pred = predictor or Predictor.from_checkpoint(checkpoint)
+    vecs = vectors if vectors is not None else pred.vectors_for(dataset, table)
+    k = len(vecs)
+    window = tuple(pred.config.get("crop", (640, 640))) if sliding else None
+    single = [single_scale or int(pred.config.get("short_edge", 1080))]
+    modes = {"single_scale": single, "multi_scale": list(multi_scales)}
+    conf = {m: np.zeros((k, k), dtype=np.int64) for m in modes}
+    n = 0
+    for key, image, target in samples:
+        for m, scales in modes.items():
+            if not scales:
+                continue
+            probs = pred.scores(image, vecs, scales, window, flip)
+            conf[m] += confusion(probs.argmax(0), target, k)
+        n += 1
+    if n == 0:
+        raise ValueError(f"no evaluation samples found for {dataset}")
+    names = class_names_for(dataset, k)
+    results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "sliding": sliding, "flip": flip}
+    for m, scales in modes.items():
+        if not scales:
+            continue
+        iou = iou_from_confusion(conf[m])
+        results[m] = {
+            "scales": scales, "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+            "pixel_accuracy": float(np.diag(conf[m]).sum() / max(conf[m].sum(), 1)),
+            "per_class": {names[i]: (None if np.isnan(iou[i]) else float(iou[i])) for i in range(k)},
+        }
+    return results
+
+
+def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
+    """results.json, a per-class IoU bar chart (PNG) and a rich table on the console."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rich.console import Console
+    from rich.table import Table
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "results.json", "chart": out_dir / "per_class_iou.png"}
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, paths["json"])
+
+    modes = [m for m in ("single_scale", "multi_scale") if m in results]
+    table = Table(title=f"{results['dataset']}: {results['images']} images")
+    table.add_column("class")
+    for m in modes:
+        table.add_column(f"IoU {m.replace('_', '-')}", justify="right")
+    names = list(results[modes[0]]["per_class"])
+    for name in names:
+        cells = [results[m]["per_class"][name] for m in modes]
+        table.add_row(name, *("-" if c is None else f"{100 * c:.1f}" for c in cells))
+    table.add_row("[bold]mIoU", *(f"[bold]{100 * results[m]['miou']:.1f}" for m in modes))
+    Console().print(table)
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(names)), 4))
+    width = 0.8 / len(modes)
+    x = np.arange(len(names))
+    for i, m in enumerate(modes):
+        vals = [np.nan if v is None else 100 * v for v in results[m]["per_class"].values()]
+        ax.bar(x + i * width, vals, width, label=f"{m.replace('_', '-')} (mIoU {100 * results[m]['miou']:.1f})")
+    ax.set_xticks(x + width * (len(modes) - 1) / 2, names, rotation=90, fontsize=7)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{results['dataset']} per-class IoU")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp_png = paths["chart"].with_name("per_class_iou.tmp.png")
+    fig.savefig(tmp_png, dpi=120)
+    plt.close(fig)
+    os.replace(tmp_png, paths["chart"])
+    return paths

@@ -1,0 +1,125 @@
+"""Inference: label each pixel by its most similar label embedding, at one or several scales,
+optionally with a sliding window. Shared by `ssiw eval` and `ssiw segment`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainer.checkpoint import load_checkpoint
+
+
+@dataclass
+class Predictor:
+    net: object
+    log_tau: float
+    device: object
+    config: dict
+    label_space: dict
+    encoder: str | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Predictor:
+        import torch
+
+        from trainer.models import build_model
+
+        state = load_checkpoint(path)
+        cfg = state["config"]
+        dim = int(np.asarray(state["label_space"]["vectors"]).shape[1])
+        net = build_model(cfg["model"], dim, None, cfg.get("width", 32))
+        net.load_state_dict(state["model"])
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        net.to(dev).eval()
+        log_tau = float(state["criterion"]["log_tau"])
+        return cls(net, log_tau, dev, cfg, state["label_space"], state["label_space"].get("encoder"))
+
+    def vectors_for(self, dataset: str, table=None) -> np.ndarray:
+        """The dataset's label vectors: from the table when given, else from the training label space."""
+        if table is not None:
+            return np.asarray(table.vectors, dtype=np.float32)[np.asarray(table.rows_for(dataset))]
+        ls = self.label_space
+        if dataset in ls["columns"]:
+            return np.asarray(ls["vectors"])[np.asarray(ls["columns"][dataset])]
+        raise KeyError(f"{dataset!r} was not a training dataset of this checkpoint; give --table to embed its labels")
+
+    def scores(self, image: np.ndarray, vectors: np.ndarray, scales: list[int], window: tuple[int, int] | None = None,
+               flip: bool = False) -> np.ndarray:
+        """Mean softmax over scales (and flips): (K, H, W) float32 for an HxWx3 uint8 image."""
+        import torch
+        import torch.nn.functional as F
+        from PIL import Image
+
+        from trainer.train import normalise_images
+
+        h, w = image.shape[:2]
+        v = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.device)
+        tau = torch.tensor(self.log_tau, device=self.device)
+        total = torch.zeros(len(v), h, w, device=self.device)
+        pil = Image.fromarray(image)
+        n = 0
+        with torch.no_grad():
+            for s in scales:
+                f = s / min(h, w)
+                sw, sh = max(1, round(w * f)), max(1, round(h * f))
+                x = torch.from_numpy(np.array(pil.resize((sw, sh), Image.BILINEAR))).permute(2, 0, 1)[None]
+                x = normalise_images(x, self.device)
+                for flipped in ([False, True] if flip else [False]):
+                    xi = x.flip(-1) if flipped else x
+                    logits = self._windowed(xi, v, tau, window)
+                    if flipped:
+                        logits = logits.flip(-1)
+                    prob = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False).softmax(1)
+                    total += prob[0]
+                    n += 1
+        return (total / n).cpu().numpy()
+
+    def _windowed(self, x, v, tau, window):
+        """Logits (1,K,h,w) at x's size: one pass, or overlapping windows averaged."""
+        import torch
+        import torch.nn.functional as F
+
+        from trainer.losses import pixel_logits
+
+        H, W = x.shape[-2:]
+
+        def run(t):
+            emb = self.net(t)
+            emb = F.interpolate(emb.float(), size=t.shape[-2:], mode="bilinear", align_corners=False)
+            return pixel_logits(emb, v, tau)
+
+        if window is None or (H <= window[0] and W <= window[1]):
+            return run(x)
+        wh, ww = min(window[0], H), min(window[1], W)
+        sh, sw = max(1, wh * 2 // 3), max(1, ww * 2 // 3)
+        ys = list(range(0, H - wh + 1, sh)) + ([H - wh] if (H - wh) % sh else [])
+        xs = list(range(0, W - ww + 1, sw)) + ([W - ww] if (W - ww) % sw else [])
+        out = torch.zeros(1, len(v), H, W, device=x.device)
+        count = torch.zeros(1, 1, H, W, device=x.device)
+        for y0 in ys:
+            for x0 in xs:
+                out[..., y0 : y0 + wh, x0 : x0 + ww] += run(x[..., y0 : y0 + wh, x0 : x0 + ww])
+                count[..., y0 : y0 + wh, x0 : x0 + ww] += 1
+        return out / count
+
+    def predict(self, image, vectors, scales, window=None, flip=False) -> np.ndarray:
+        return self.scores(image, vectors, scales, window, flip).argmax(0).astype(np.int64)
+
+
+def encode_label_texts(labels: list[str], encoder: str) -> tuple[list[str], np.ndarray]:
+    """'deer: a hoofed animal ...' -> name 'deer' and the embedding of 'An image of deer. a hoofed animal ...'
+    (the architecture's label text), encoded with the table's text encoder."""
+    from pipeline.embed.encoders import get_encoder
+
+    names, texts = [], []
+    for item in labels:
+        name, _, description = item.partition(":")
+        name, description = name.strip(), description.strip()
+        if not name:
+            raise ValueError(f"--label {item!r}: expected 'name: description'")
+        names.append(name)
+        texts.append(f"An image of {name}. {description}".strip() if description else name)
+    vectors = np.asarray(get_encoder(encoder).encode(texts), dtype=np.float32)
+    return names, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -1,0 +1,38 @@
+"""The training label space: which embedding-table rows the softmax runs over, and where each
+dataset's class indices land among them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class LabelSpace:
+    datasets: list[str]
+    rows: np.ndarray  # table rows used, sorted and unique: the softmax's columns
+    vectors: np.ndarray  # (K, C) L2-normalised, one per column
+    columns: dict[str, np.ndarray]  # dataset -> column of each class index
+    encoder: str | None = None  # the table's text encoder, to embed new label texts alike
+
+    @classmethod
+    def from_table(cls, table, datasets: list[str]) -> LabelSpace:
+        per = {}
+        for name in datasets:
+            try:
+                per[name] = np.asarray(table.rows_for(name), dtype=np.int64)
+            except KeyError as e:
+                raise KeyError(f"the embedding table has no rows for dataset {name!r} (embed its taxonomy first)") from e
+        rows = np.unique(np.concatenate(list(per.values())))
+        vectors = np.asarray(table.vectors, dtype=np.float32)[rows]
+        columns = {name: np.searchsorted(rows, r) for name, r in per.items()}
+        return cls(list(datasets), rows, vectors, columns, getattr(table, "encoder", None))
+
+    def column_mask(self, dataset: str) -> np.ndarray:
+        mask = np.zeros(len(self.rows), dtype=bool)
+        mask[self.columns[dataset]] = True
+        return mask
+
+    def dataset_vectors(self, dataset: str) -> np.ndarray:
+        return self.vectors[self.columns[dataset]]

@@ -1,0 +1,111 @@
+"""Networks that output one C-dimensional embedding per pixel (at 1/4 of the input resolution).
+
+- `segformer-b5`: transformers' SegFormer, configured locally as B5, its decode head giving C channels.
+- `hrnet-w48`: timm's HRNet-W48 features, upsampled to 1/4, concatenated, and a 1x1 head.
+- `resnet18`: timm ResNet-18 features with the same head (CPU-friendly with a low width).
+- `tiny`: four strided convs, for tests on CPU.
+Weights come only from a local path (no hub downloads).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODELS = ("segformer-b5", "hrnet-w48", "resnet18", "tiny")
+
+# SegFormer-B5 (Xie et al. 2021, table 6): mix-transformer depths and widths, decoder width 768.
+SEGFORMER_B5 = {"depths": [3, 6, 40, 3], "hidden_sizes": [64, 128, 320, 512], "num_attention_heads": [1, 2, 5, 8],
+                "sr_ratios": [8, 4, 2, 1], "mlp_ratios": [4, 4, 4, 4], "decoder_hidden_size": 768}
+
+
+class TinyNet(nn.Module):
+    def __init__(self, dim: int, width: int = 32):
+        super().__init__()
+
+        def block(i, o, s):
+            return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+        self.body = nn.Sequential(block(3, width, 2), block(width, width, 1), block(width, width, 2),
+                                  block(width, width, 1))
+        self.head = nn.Conv2d(width, dim, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class FeatureFusion(nn.Module):
+    """A timm features_only backbone; every level resized to the finest used one, concatenated, 1x1 head."""
+
+    def __init__(self, backbone: nn.Module, dim: int, hidden: int = 256, first_level: int = 1):
+        super().__init__()
+        self.backbone, self.first_level = backbone, first_level
+        channels = sum(backbone.feature_info.channels()[first_level:])
+        self.fuse = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+                                  nn.ReLU(inplace=True))
+        self.head = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x):
+        feats = self.backbone(x)[self.first_level :]
+        size = feats[0].shape[-2:]
+        feats = [feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]]
+        return self.head(self.fuse(torch.cat(feats, dim=1)))
+
+
+class SegformerEmbed(nn.Module):
+    def __init__(self, dim: int, weights: str | None = None):
+        super().__init__()
+        from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+        if weights and Path(weights).is_dir():  # a saved transformers model folder: its head is replaced
+            self.net = SegformerForSemanticSegmentation.from_pretrained(
+                weights, num_labels=dim, ignore_mismatched_sizes=True, local_files_only=True)
+        else:
+            self.net = SegformerForSemanticSegmentation(SegformerConfig(num_labels=dim, **SEGFORMER_B5))
+            if weights:
+                _load_partial(self.net.segformer, weights)
+
+    def forward(self, x):
+        return self.net(pixel_values=x).logits
+
+
+def _load_partial(module: nn.Module, path: str) -> None:
+    """Load a backbone checkpoint (.pth/.pt/.safetensors); keys that do not fit are reported, not fatal."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: pretrained weights file not found")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(p))
+    else:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{p}: no tensor matches the model's parameter names and shapes")
+    module.load_state_dict(usable, strict=False)
+    missing = len(own) - len(usable)
+    if missing:
+        print(f"[ssiw] {p.name}: loaded {len(usable)} tensors, {missing} model tensors left at initialisation")
+
+
+def build_model(name: str, dim: int, weights: str | None = None, width: int = 32) -> nn.Module:
+    """A network mapping images (B,3,H,W) to embeddings (B,dim,H/4,W/4)."""
+    import timm
+
+    if name == "tiny":
+        return TinyNet(dim, width)
+    if name == "segformer-b5":
+        return SegformerEmbed(dim, weights)
+    if name in ("hrnet-w48", "resnet18"):
+        timm_name = {"hrnet-w48": "hrnet_w48", "resnet18": "resnet18"}[name]
+        backbone = timm.create_model(timm_name, features_only=True, pretrained=False)
+        if weights:
+            _load_partial(backbone, weights)
+        return FeatureFusion(backbone, dim, hidden=256 if name == "hrnet-w48" else max(width, 32))
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

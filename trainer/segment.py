@@ -1,0 +1,64 @@
+"""`ssiw segment`: label PNGs and colour overlays with a legend for a list of images."""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def palette(k: int) -> np.ndarray:
+    """k distinct colours (golden-ratio hues), stable for a given class order."""
+    cols = [colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95) for i in range(k)]
+    return (np.array(cols) * 255).astype(np.uint8).reshape(k, 3)
+
+
+def _save_atomic(image, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    image.save(tmp)
+    os.replace(tmp, path)
+
+
+def overlay_with_legend(image: np.ndarray, labels: np.ndarray, names: list[str], alpha: float = 0.5):
+    """The image blended with class colours, and a legend of the classes present beside it."""
+    from PIL import Image, ImageDraw
+
+    colours = palette(len(names))
+    blend = (image * (1 - alpha) + colours[labels] * alpha).astype(np.uint8)
+    present = [int(c) for c in np.unique(labels)]
+    row = 18
+    legend_w = 12 + max((len(names[c]) for c in present), default=4) * 7 + 30
+    canvas = Image.new("RGB", (blend.shape[1] + legend_w, max(blend.shape[0], row * len(present) + 10)), "white")
+    canvas.paste(Image.fromarray(blend), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    x0 = blend.shape[1] + 8
+    for i, c in enumerate(present):
+        y = 6 + i * row
+        draw.rectangle([x0, y, x0 + 12, y + 12], fill=tuple(int(v) for v in colours[c]), outline="black")
+        draw.text((x0 + 18, y), names[c], fill="black")
+    return canvas
+
+
+def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: list[str], out_dir: Path,
+                   scales: list[int], sliding: bool = False) -> list[dict]:
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    window = tuple(predictor.config.get("crop", (640, 640))) if sliding else None
+    written = []
+    for path in images:
+        try:
+            image = np.asarray(Image.open(path).convert("RGB"))
+        except Exception as e:
+            raise ValueError(f"{path}: cannot read image: {e}") from e
+        labels = predictor.predict(image, vectors, scales, window)
+        dtype = np.uint8 if len(names) <= 255 else np.uint16
+        label_path = out_dir / f"{Path(path).stem}.label.png"
+        overlay_path = out_dir / f"{Path(path).stem}.overlay.png"
+        _save_atomic(Image.fromarray(labels.astype(dtype)), label_path)
+        _save_atomic(overlay_with_legend(image, labels, names), overlay_path)
+        present = [names[c] for c in np.unique(labels)]
+        written.append({"image": str(path), "label": str(label_path), "overlay": str(overlay_path), "classes": present})
+    return written

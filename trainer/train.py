@@ -1,0 +1,244 @@
+"""The training loop: mixed stream -> network -> the three losses, AdamW with polynomial decay.
+
+One process (GPU or CPU) as is; several through torchrun (WORLD_SIZE set: DDP) or Ray Train
+(`run_with_ray`), which sets up the process group itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trainer.augment import AugmentParams
+from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.config import TrainConfig
+from trainer.labels import LabelSpace
+from trainer.stream import Source, StreamSpec, find_shards, make_loader
+
+LOSS_FIELDS = ["step", "total", "hd", "ld", "wd", "tau", "lr", "samples_per_s"]
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def normalise_images(images, device):
+    import torch
+
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255
+    return (images.to(device, non_blocking=True).float() - mean) / std
+
+
+def _trainee_class():
+    from torch import nn
+
+    class Trainee(nn.Module):
+        """Network and loss in one module, so DDP syncs the temperature and box head too."""
+
+        def __init__(self, net, criterion):
+            super().__init__()
+            self.net, self.criterion = net, criterion
+
+        def forward(self, images, batch, columns, mask):
+            return self.criterion(self.net(images), batch, columns, mask)
+
+    return Trainee
+
+
+def load_embedding_table(path):
+    if path is None:
+        raise ValueError("the config has no `table:` (embedding table path)")
+    from pipeline.embed.table import load_table
+
+    return load_table(path)
+
+
+def _distributed():
+    """(rank, world, local_rank), starting the process group when torchrun set WORLD_SIZE."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def build_sources(cfg: TrainConfig, space: LabelSpace) -> list[Source]:
+    return [Source(d.name, find_shards(cfg.shards, d.name, d.split), d.ratio, space.columns[d.name])
+            for d in cfg.datasets]
+
+
+def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None, progress: bool = True) -> dict:
+    """Train to cfg.steps optimizer steps; returns a summary (run folder, last losses)."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from trainer.losses import SentenceLoss
+    from trainer.models import build_model
+
+    rank, world, local_rank = _distributed()
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    table = table if table is not None else load_embedding_table(cfg.table)
+    space = LabelSpace.from_table(table, [d.name for d in cfg.datasets])
+    sources = build_sources(cfg, space)
+
+    net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
+    criterion = SentenceLoss(space.vectors, space.vectors.shape[1], cfg.box_dim, cfg.tau, cfg.ld_quantile,
+                             cfg.roi_size, cfg.loss_weights)
+    model = _trainee_class()(net, criterion).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def poly(step: int) -> float:
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        return warm * max(0.0, 1 - step / cfg.steps) ** cfg.poly_power
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
+    step, epoch, batch_in_epoch = 0, 0, 0
+    if resume:
+        state = load_checkpoint(resume)
+        model.net.load_state_dict(state["model"])
+        model.criterion.load_state_dict(state["criterion"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        torch.set_rng_state(state["torch_rng"])
+    ddp = DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+
+    run_dir = cfg.run_dir
+    writer = csv_file = None
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tb"))
+        new = not (run_dir / "losses.csv").exists()
+        csv_file = open(run_dir / "losses.csv", "a", newline="")
+        csv_writer = csv.DictWriter(csv_file, fieldnames=LOSS_FIELDS)
+        if new:
+            csv_writer.writeheader()
+
+    batches_per_epoch = math.ceil(cfg.epoch_samples / (cfg.batch_size * world))
+    aug = AugmentParams(short_edge=cfg.short_edge, scale=tuple(cfg.scale), crop=tuple(cfg.crop), flip=cfg.flip,
+                        jitter=cfg.jitter, blur_prob=cfg.blur_prob)
+    use_amp = cfg.amp and device.type == "cuda"
+    own = cfg.softmax_over == "own"
+    masks = {n: torch.from_numpy(space.column_mask(n)) for n in space.datasets}
+    columns = {n: torch.from_numpy(space.columns[n]).to(device) for n in space.datasets}
+
+    bar = None
+    if rank == 0 and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
+    last: dict[str, float] = {}
+    history: list[dict] = []
+    model.train()
+    accum: list[dict] = []  # losses of the micro-batches since the last optimizer step
+    while step < cfg.steps:
+        spec = StreamSpec(sources, cfg.batch_size, batches_per_epoch, aug, cfg.seed, epoch, rank, batch_in_epoch,
+                          cfg.resampled, cfg.shuffle_buffer)
+        loader = make_loader(spec, cfg.workers, pin_memory=device.type == "cuda")
+        t0 = time.perf_counter()
+        for batch in loader:
+            batch_in_epoch += 1
+            images = normalise_images(batch["image"], device)
+            cols = [columns[n] for n in batch["datasets"]]
+            mask = torch.stack([masks[n] for n in batch["datasets"]]).to(device) if own else None
+            sync = len(accum) + 1 == cfg.accumulate
+            ctx = ddp.no_sync() if (world > 1 and not sync) else _null()
+            with ctx:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    losses = ddp(images, batch, cols, mask)
+                (losses["total"] / cfg.accumulate).backward()
+            accum.append({k: float(v.detach()) for k, v in losses.items()})
+            if not sync:
+                continue
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            elapsed = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            last = {k: float(np.mean([a[k] for a in accum if k in a])) for k in ("total", "hd", "ld", "wd")
+                    if any(k in a for a in accum)}
+            last.update(step=step, tau=float(model.criterion.log_tau.detach().exp()), lr=scheduler.get_last_lr()[0],
+                        samples_per_s=cfg.batch_size * cfg.accumulate * world / max(elapsed, 1e-9))
+            history.append(dict(last))
+            accum = []
+            if rank == 0:
+                csv_writer.writerow({k: last.get(k, "") for k in LOSS_FIELDS})
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    csv_file.flush()
+                    for k in ("total", "hd", "ld", "wd", "tau", "lr"):
+                        if k in last:
+                            writer.add_scalar(f"train/{k}", last[k], step)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last['total']:.3f}", tau=f"{last['tau']:.3f}")
+            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                _save(run_dir, cfg, model, optimizer, scheduler, space, step, epoch, batch_in_epoch)
+            if step >= cfg.steps:
+                break
+        else:
+            epoch, batch_in_epoch = epoch + 1, 0  # the epoch's stream ran out
+    if bar is not None:
+        bar.close()
+    if rank == 0:
+        csv_file.close()
+        writer.close()
+    if world > 1:
+        dist.barrier()
+    return {"run_dir": str(run_dir), "step": step, "last": last, "history": history, "rank": rank, "model": model}
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _save(run_dir: Path, cfg, model, optimizer, scheduler, space: LabelSpace, step, epoch, batch_in_epoch):
+    import torch
+
+    state = {
+        "model": model.net.state_dict(), "criterion": model.criterion.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "torch_rng": torch.get_rng_state(),
+        "config": json.loads(cfg.model_dump_json()),
+        "label_space": {"datasets": space.datasets, "rows": space.rows, "vectors": space.vectors,
+                        "columns": space.columns, "encoder": space.encoder},
+    }
+    save_checkpoint(run_dir / "checkpoints" / f"step-{step:07d}.pt", state)
+
+
+def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, resume: str | None = None) -> dict:
+    """Ray Train: TorchTrainer starts the process group on each worker; the loop is the same."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    config_json = cfg.model_dump_json()
+
+    def loop(_: dict) -> None:
+        run_training(TrainConfig.model_validate_json(config_json), resume=resume, progress=False)
+
+    trainer = TorchTrainer(
+        loop,
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        run_config=RunConfig(name=cfg.name, storage_path=str(cfg.out_dir.resolve() / "ray")),
+    )
+    result = trainer.fit()
+    return {"run_dir": str(cfg.run_dir), "ray_result": str(result.path)}
