@@ -86,9 +86,9 @@ class Predictor:
         H, W = x.shape[-2:]
 
         def run(t):
-            emb = self.net(t)
-            emb = F.interpolate(emb.float(), size=t.shape[-2:], mode="bilinear", align_corners=False)
-            return pixel_logits(emb, v, tau)
+            # As in training: label scores at the network's resolution, then upsampled.
+            low = pixel_logits(self.net(t), v, tau)
+            return F.interpolate(low, size=t.shape[-2:], mode="bilinear", align_corners=False)
 
         if window is None or (H <= window[0] and W <= window[1]):
             return run(x)

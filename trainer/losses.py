@@ -96,7 +96,10 @@ class SentenceLoss(nn.Module):
         total = emb.new_zeros(()).float()
         pixel_kinds = [(0, "hd"), (1, "ld")]
         if any(bool((supervision == code).any()) for code, _ in pixel_kinds):
-            up = F.interpolate(emb.float(), size=(H, W), mode="bilinear", align_corners=False)
+            # Scores at the network's resolution, then upsampled: K label maps are far cheaper to
+            # upsample (and backpropagate) than C embedding channels, and the argmax is the same shape.
+            low = pixel_logits(emb, self.vectors, self.log_tau)
+            logits = F.interpolate(low, size=(H, W), mode="bilinear", align_corners=False)
             col_target = torch.full_like(target, -1)
             for i, cols in enumerate(columns):
                 if supervision[i] != 2:
@@ -105,7 +108,7 @@ class SentenceLoss(nn.Module):
                         raise ValueError(f"sample {batch['keys'][i]}: class index {int(t.max())} but "
                                          f"{batch['datasets'][i]} has {len(cols)} classes")
                     col_target[i] = torch.where(t >= 0, cols.to(t.device)[t.clamp(min=0)], -1)
-            loss, valid = pixel_losses(pixel_logits(up, self.vectors, self.log_tau), col_target, column_mask)
+            loss, valid = pixel_losses(logits, col_target, column_mask)
             for code, name in pixel_kinds:
                 sel = supervision == code
                 if sel.any():
