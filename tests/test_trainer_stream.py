@@ -142,3 +142,13 @@ def test_bad_samples_name_the_key_and_reason():
 def test_missing_shards_name_the_pattern(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope/training-\\*.tar"):
         find_shards(tmp_path, "nope", "training")
+
+
+def test_supervision_override_for_ablations(shard_dir):
+    """A coarse dataset can be trained as dense (L_HD alone); boxes can never become pixel labels."""
+    sources = [Source("b", find_shards(shard_dir, "b", "training"), 1.0, supervision="dense")]
+    batch = next(iterate_batches(StreamSpec(sources, batch_size=3, batches=1, augment=SMALL)))
+    assert batch["supervision"].tolist() == [0, 0, 0]
+    sources = [Source("c", find_shards(shard_dir, "c", "training"), 1.0, supervision="dense")]
+    with pytest.raises(SampleError, match="box samples cannot be trained as 'dense'"):
+        next(iterate_batches(StreamSpec(sources, batch_size=2, batches=1, augment=SMALL)))

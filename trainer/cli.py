@@ -68,6 +68,7 @@ def evaluate(
     flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
+    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
     """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
     from trainer.evaluate import evaluate_checkpoint, samples_from_root, samples_from_shards, write_report
@@ -85,9 +86,10 @@ def evaluate(
         else:
             from pipeline.taxonomy.load import load_taxonomy_set
 
-            samples = samples_from_root(load_taxonomy_set().dataset(dataset), root, split, limit)
+            samples = samples_from_root(load_taxonomy_set(taxonomies).dataset(dataset), root, split, limit)
         results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
-                                      multi_scales=_scales(multi_scales), sliding=sliding, flip=flip)
+                                      multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
+                                      taxonomies=taxonomies)
     except (FileNotFoundError, KeyError, ValueError) as e:
         _fail(str(e))
     base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
@@ -105,6 +107,7 @@ def segment(
     scale: Annotated[int | None, typer.Option(help="short edge (default: the training one)")] = None,
     sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("segment-out"),
+    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
     """Write a label PNG and a coloured overlay with a legend for each image."""
     from trainer.evaluate import class_names_for
@@ -122,7 +125,7 @@ def segment(
 
                 tab = load_embedding_table(table)
             vectors = predictor.vectors_for(dataset, tab)
-            names = class_names_for(dataset, len(vectors))
+            names = class_names_for(dataset, len(vectors), taxonomies)
         else:
             names, vectors = encode_label_texts(label, encoder or predictor.encoder or "minilm")
         written = segment_images(predictor, images, vectors, names, out,

@@ -16,6 +16,8 @@ class DatasetEntry(_Strict):
     name: str
     ratio: float = Field(default=1.0, gt=0, description="share of each batch, relative to the others")
     split: str = "training"
+    supervision: Literal["dense", "coarse"] | None = Field(
+        default=None, description="override the shards' supervision for pixel labels (ablations: L_HD vs L_LD)")
 
 
 class TrainConfig(_Strict):

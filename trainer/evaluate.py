@@ -63,11 +63,11 @@ def samples_from_root(tax, root: Path, split: str, limit: int | None):
         yield sample.key, image, target
 
 
-def class_names_for(dataset: str, k: int) -> list[str]:
+def class_names_for(dataset: str, k: int, taxonomies: Path | None = None) -> list[str]:
     try:
         from pipeline.taxonomy.load import load_taxonomy_set
 
-        names = load_taxonomy_set().dataset(dataset).class_names
+        names = load_taxonomy_set(taxonomies).dataset(dataset).class_names
         if len(names) == k:
             return names
     except (KeyError, ValueError, FileNotFoundError):  # a dataset without a shipped taxonomy: use indices
@@ -77,7 +77,8 @@ def class_names_for(dataset: str, k: int) -> list[str]:
 
 def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray | None = None, table=None,
                         single_scale: int | None = None, multi_scales=(480, 720, 1080), sliding: bool = False,
-                        flip: bool = False, predictor: Predictor | None = None) -> dict:
+                        flip: bool = False, predictor: Predictor | None = None,
+                        taxonomies: Path | None = None) -> dict:
     """mIoU single-scale and multi-scale over (key, image, target) samples."""
     pred = predictor or Predictor.from_checkpoint(checkpoint)
     vecs = vectors if vectors is not None else pred.vectors_for(dataset, table)
@@ -96,7 +97,7 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
         n += 1
     if n == 0:
         raise ValueError(f"no evaluation samples found for {dataset}")
-    names = class_names_for(dataset, k)
+    names = class_names_for(dataset, k, taxonomies)
     results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "sliding": sliding, "flip": flip}
     for m, scales in modes.items():
         if not scales:

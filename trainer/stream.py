@@ -27,6 +27,7 @@ class Source:
     urls: list[str]
     ratio: float = 1.0
     rows: np.ndarray | None = None  # label-table row of each class index
+    supervision: str | None = None  # treat pixel labels as "dense" or "coarse" whatever the shards say
 
 
 def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
@@ -145,6 +146,11 @@ def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> 
             rng = np.random.default_rng(_mix_seed(spec.seed, spec.epoch, spec.rank, j, i))
             s = decode_sample(raw, rng, spec.augment)
             s["source"] = names[d]
+            override = spec.sources[d].supervision
+            if override and s["supervision"] != override:
+                if s["supervision"] == "box":
+                    raise SampleError(s["key"], f"box samples cannot be trained as {override!r}")
+                s["supervision"] = override
             if s["dataset"] and s["dataset"] != names[d]:
                 raise SampleError(s["key"], f"record says dataset {s['dataset']!r} but it came from {names[d]!r}'s shards")
             samples.append(s)

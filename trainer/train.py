@@ -71,7 +71,8 @@ def _distributed():
 
 
 def build_sources(cfg: TrainConfig, space: LabelSpace) -> list[Source]:
-    return [Source(d.name, find_shards(cfg.shards, d.name, d.split), d.ratio, space.columns[d.name])
+    return [Source(d.name, find_shards(cfg.shards, d.name, d.split), d.ratio, space.columns[d.name],
+                   d.supervision)
             for d in cfg.datasets]
 
 
