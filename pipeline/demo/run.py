@@ -1,0 +1,201 @@
+"""`make demo`: the whole mission offline on one machine, through the same `ssiw` commands a user runs.
+
+Each step prints a header, runs, and is timed; a failing step stops the demo with its command and
+exit code. The report (demo-out/report.md) is written last from the files the commands produced.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.demo.corpus import CorpusSize, write_corpus
+from pipeline.taxonomy.yaml_io import dump_yaml
+
+TRAIN_SPLITS = {"demo-ade": "training", "demo-coco": "train2017", "demo-openimages": "train", "demo-objects365": "train"}
+VAL_SPLITS = {"demo-ade": "validation", "demo-coco": "val2017", "demo-openimages": "validation",
+              "demo-objects365": "val", "demo-heldout": "val"}
+HELDOUT = "demo-heldout"
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Settings:
+    out: Path
+    steps: int = 400
+    size: CorpusSize = field(default_factory=CorpusSize)
+    seed: int = 0
+    model: str = "resnet18"
+
+
+@dataclass
+class Paths:
+    """Every file the demo reads or writes, derived from the output folder."""
+
+    out: Path
+
+    @property
+    def taxonomies(self) -> Path:
+        return self.out / "taxonomies"
+
+    @property
+    def cache(self) -> Path:
+        return self.out / "cache"
+
+    @property
+    def shards(self) -> Path:
+        return self.out / "shards"
+
+    @property
+    def runs(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def figures(self) -> Path:
+        return self.out / "figures"
+
+    def table(self, mode: str = "sentence") -> Path:
+        return self.cache / "embeddings" / f"minilm-{mode}.parquet"
+
+    def eval_dir(self, run: str, dataset: str) -> Path:
+        return self.out / "eval" / run / dataset
+
+
+class Timer:
+    """Prints each step's header and keeps (step, seconds) for the report."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float]] = []
+        self.count = 0
+
+    def step(self, title: str):
+        timer = self
+
+        class _Step:
+            def __enter__(self):
+                timer.count += 1
+                print(f"\n\033[1m== [{timer.count}] {title}\033[0m", flush=True)
+                self.start = time.perf_counter()
+
+            def __exit__(self, kind, value, tb):
+                seconds = time.perf_counter() - self.start
+                if kind is None:
+                    timer.rows.append((title, seconds))
+                    print(f"   done in {seconds:.1f} s", flush=True)
+
+        return _Step()
+
+
+def ssiw(*args: object) -> None:
+    """Run one `ssiw` command as a user would (same interpreter), streaming its progress."""
+    cmd = [sys.executable, "-m", "pipeline", *map(str, args)]
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    print("   $ ssiw " + " ".join(map(str, args)), flush=True)
+    code = subprocess.call(cmd, env=env)
+    if code != 0:
+        raise StepFailed(f"`ssiw {' '.join(map(str, args))}` failed with exit code {code}")
+
+
+def train_config(p: Paths, s: Settings, name: str, datasets: dict[str, dict], table: Path) -> Path:
+    """A training YAML for the demo's small CPU model; written as a user would write one."""
+    cfg = {
+        "name": name, "out_dir": str(p.runs), "shards": str(p.shards), "table": str(table),
+        "datasets": [{"name": d, "split": TRAIN_SPLITS[d], **extra} for d, extra in datasets.items()],
+        "model": s.model, "width": 64, "crop": [s.size.image_size] * 2, "short_edge": s.size.image_size,
+        "scale": [0.75, 1.5], "batch_size": 8, "steps": s.steps, "epoch_samples": 8 * s.steps,
+        "lr": 1.0e-3, "warmup_steps": 20, "workers": 1, "amp": False, "seed": s.seed,
+        "checkpoint_every": s.steps, "log_every": 10,
+    }
+    path = p.out / "configs" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_yaml(cfg))
+    return path
+
+
+def prepare(p: Paths, s: Settings, timer: Timer) -> None:
+    """Corpus, label texts, embeddings, label-space figures and shards: everything before training."""
+    with timer.step("Generate a multi-domain corpus in four training formats and one held-out set"):
+        write_corpus(p.out, s.size, s.seed)
+        print(f"   wrote {p.out / 'data'} and taxonomy YAMLs in {p.taxonomies}")
+    with timer.step("Validate the taxonomies"):
+        ssiw("taxonomy", "validate", "--taxonomies", p.taxonomies)
+    with timer.step("Describe every label (offline: the registry's own sentences)"):
+        ssiw("describe", "--offline", "--no-ray", "--taxonomies", p.taxonomies, "--cache", p.cache)
+    with timer.step("Embed label sentences and label words with MiniLM"):
+        for mode in ("sentence", "word"):
+            ssiw("embed", "--encoder", "minilm", "--mode", mode, "--taxonomies", p.taxonomies, "--cache", p.cache)
+    with timer.step("Look at the label space"):
+        ssiw("labels", "similarity", "--encoder", "minilm", "--mode", "both", "--taxonomies", p.taxonomies,
+             "--cache", p.cache, "--out", p.figures / "similarity.png")
+    with timer.step("Convert every dataset into WebDataset shards (Ray)"):
+        ssiw("convert", "--all", "--roots", p.out / "roots.yaml", "--out", p.shards, "--taxonomies", p.taxonomies)
+
+
+def train(p: Paths, s: Settings, timer: Timer, name: str, datasets: dict[str, dict], mode: str = "sentence") -> Path:
+    with timer.step(f"Train '{name}' on {', '.join(datasets)} (CPU, {s.steps} steps)"):
+        ssiw("train", train_config(p, s, name, datasets, p.table(mode)))
+    return p.runs / name
+
+
+def evaluate(p: Paths, timer: Timer, run: Path, dataset: str, mode: str = "sentence") -> Path:
+    out = p.eval_dir(run.name, dataset)
+    with timer.step(f"Evaluate '{run.name}' on {dataset} ({'zero-shot' if dataset == HELDOUT else 'validation'})"):
+        ssiw("eval", run, "--dataset", dataset, "--shards", p.shards, "--split", VAL_SPLITS[dataset],
+             "--table", p.table(mode), "--taxonomies", p.taxonomies, "--multi-scales", "", "--out", out)
+    return out / "results.json"
+
+
+def segment_examples(p: Paths, timer: Timer, run: Path, per_dataset: int = 2) -> dict[str, list[Path]]:
+    """Label the first validation images of every dataset with that dataset's own label names."""
+    from pipeline.demo.report import first_validation_items
+
+    images: dict[str, list[Path]] = {}
+    with timer.step("Segment example images with each dataset's label sentences"):
+        for dataset, items in first_validation_items(p, per_dataset).items():
+            paths = [Path(item.image) for item in items]
+            ssiw("segment", run, *paths, "--dataset", dataset, "--table", p.table(), "--taxonomies", p.taxonomies,
+                 "--out", p.figures / "segment" / dataset)
+            images[dataset] = paths
+    return images
+
+
+def run_demo(s: Settings) -> Path:
+    from pipeline.demo import report
+
+    p, timer = Paths(s.out), Timer()
+    started = time.perf_counter()
+    prepare(p, s, timer)
+    run = train(p, s, timer, "demo", {d: {} for d in TRAIN_SPLITS})
+    heldout = evaluate(p, timer, run, HELDOUT)
+    in_domain = evaluate(p, timer, run, "demo-ade")
+    segment_examples(p, timer, run)
+    with timer.step("Write the report"):
+        path = report.write_demo_report(p, run, heldout, in_domain, timer.rows, time.perf_counter() - started)
+        print(f"   {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
+    parser.add_argument("--steps", type=int, default=400, help="training steps (default: 400)")
+    parser.add_argument("--train-images", type=int, default=160, help="training images per dataset")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    settings = Settings(args.out, args.steps, CorpusSize(train=args.train_images), args.seed)
+    try:
+        path = run_demo(settings)
+    except StepFailed as e:
+        print(f"\n\033[31mdemo failed: {e}\033[0m", file=sys.stderr)
+        return 1
+    print(f"\n\033[32mdemo complete: {path}\033[0m")
+    return 0
