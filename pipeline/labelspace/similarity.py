@@ -97,8 +97,11 @@ def plot_heatmap(space: LabelSpace, sim: np.ndarray, out: Path, title: str) -> P
     centres = [(start + end - 1) / 2 for _, start, end in spans]
     names = [f"{group} ({end - start})" for group, start, end in spans]
     ax.set_xticks(centres, names, rotation=60, ha="right", fontsize=9)
-    ax.set_yticks(centres, names, fontsize=9)
     ax.tick_params(length=0)
+    if n <= 60:  # few enough to read: every label by name, groups along the bottom
+        ax.set_yticks(range(n), [f"{name} ({group})" for name, group in zip(space.names, space.groups)], fontsize=8)
+    else:
+        ax.set_yticks(centres, names, fontsize=9)
     ax.set_title(title)
     fig.tight_layout()
     out = Path(out)
