@@ -52,6 +52,9 @@ class Sample:
     label: np.ndarray | None  # HxW, the taxonomy's label dtype, contiguous index or ignore index
     boxes: list[list[int]] | None = None  # [x0, y0, x1, y1, class_index] for box supervision
     sources: dict[str, str] = field(default_factory=dict)  # role -> source file name, for the record
+    # Pixels per label value (index = value), when the reader counted them while mapping; the
+    # writer then uses these instead of counting the label again.
+    label_counts: np.ndarray | None = None
 
 
 class Reader(Protocol):

@@ -6,10 +6,12 @@ Split: images (folder), annotations (folder of PNGs), index (the JSON)."""
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.cocojson import (
@@ -26,7 +28,9 @@ from pipeline.convert.readers.common import (
     make_sample,
     open_label,
     raw_table,
+    regroup_counts,
 )
+from pipeline.taxonomy.lut import gather, lookup, value_counts
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -60,10 +64,32 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     return iter(unique_sorted(items, f"{tax.name}/{split}"))
 
 
-def segment_ids(rgb: np.ndarray) -> np.ndarray:
-    """Panoptic segment id per pixel; int32 first so 256^2*B doesn't overflow uint8."""
-    rgb = rgb.astype(np.int32)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+ID_BITS = 24  # a segment id is R + 256*G + 256^2*B
+
+
+def rgbx_words(png: Image.Image) -> np.ndarray:
+    """One little-endian uint32 per pixel (H x W): the segment id in the low 24 bits, a pad byte on
+    top. PIL keeps RGB as four bytes per pixel, so this is one copy with no per-channel arithmetic."""
+    return np.frombuffer(png.tobytes("raw", "RGBX"), dtype="<u4").reshape(png.size[1], png.size[0])
+
+
+def segment_ids(png: Image.Image) -> np.ndarray:
+    """Panoptic segment id per pixel (uint32, H x W), from an RGB image."""
+    return rgbx_words(png) & np.uint32((1 << ID_BITS) - 1)
+
+
+def segment_slots(png: Image.Image, known: list[int]) -> np.ndarray:
+    """Per pixel: 1 + the position of its segment id in `known`, or 0 for an id not in `known`.
+
+    A table over every possible id (2^24 entries) makes this one gather. It lives in an anonymous
+    mmap, which the kernel hands out zeroed and backs with memory only where written (the pages of
+    the few listed ids); np.zeros could instead memset all of it from the heap on every call."""
+    dtype = np.dtype(np.uint8 if len(known) < 256 else np.uint16)
+    table = np.frombuffer(mmap.mmap(-1, (1 << ID_BITS) * dtype.itemsize), dtype=dtype)
+    listed = np.asarray(known, dtype=np.int64)
+    fits = (listed >= 0) & (listed < 1 << ID_BITS)  # other ids cannot occur in an RGB PNG
+    table[listed[fits]] = np.arange(1, len(known) + 1)[fits]
+    return gather(table, rgbx_words(png), bits=ID_BITS)
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
@@ -80,16 +106,14 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
             raise BadSample(item.annotation, f"segment id {seg_id} listed twice in segments_info")
         category_of[seg_id] = category
 
-    # Look every pixel up among the listed segments (a few dozen), rather than sorting all pixels.
-    known = np.array(sorted(category_of.keys() | {0}), dtype=np.int64)
-    ids = segment_ids(np.asarray(png))
-    pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
-    listed = known[pos] == ids
-    if not listed.all():
-        missing = np.unique(ids[~listed]).tolist()
+    known = sorted(category_of.keys() | {0})
+    slots = segment_slots(png, known)
+    counts = value_counts(slots, len(known) + 1)  # counts[0]: pixels whose id is not listed
+    if counts[0]:
+        missing = np.unique(segment_ids(png)[slots == 0]).tolist()
         raise BadSample(item.annotation, f"segment id(s) {missing[:10]} in the PNG but not in segments_info")
-    targets = np.empty(len(known), dtype=np.int64)
-    for n, seg_id in enumerate(known.tolist()):
+    targets = np.zeros(len(known) + 1, dtype=np.int64)  # by slot; slot 0 never occurs (checked above)
+    for n, seg_id in enumerate(known, 1):
         if seg_id == 0:
             targets[n] = tax.ignore_index
             continue
@@ -99,8 +123,11 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
                 item.annotation, f"category id {category!r} (segment {seg_id}) not in taxonomy {tax.name!r}"
             )
         targets[n] = table[category]
-    label = targets.astype(tax.label_dtype)[pos]
-    return make_sample(item, image, label)
+    targets = targets.astype(tax.label_dtype)
+    by_slot = np.zeros(256 if slots.dtype == np.uint8 else len(targets), dtype=targets.dtype)
+    by_slot[: len(targets)] = targets
+    label = lookup(by_slot, slots)
+    return make_sample(item, image, label, label_counts=regroup_counts(counts, targets))
 
 
 READER = FunctionReader(plan=plan, read=read, options=frozenset())

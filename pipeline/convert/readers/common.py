@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
-from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, integer_lut
+from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, gather, integer_lut, unknown_values
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _EXT = {"JPEG": "jpg", "PNG": "png"}
@@ -38,20 +38,29 @@ def read_bytes(path: str | Path) -> bytes:
         raise BadSample(path, f"cannot read file: {e}") from None
 
 
+# What a complete file ends with: JPEG's end-of-image marker, PNG's IEND chunk (length 0, CRC fixed).
+_END = {"JPEG": b"\xff\xd9", "PNG": b"\x00\x00\x00\x00IEND\xaeB`\x82"}
+
+
 def load_image(path: str | Path) -> tuple[bytes, str, int, int]:
-    """The image's original bytes, its real extension and size. Decodes enough to catch truncation:
-    PNG chunks are CRC-checked by verify(); JPEG is decoded at 1/8 scale, which still reads every byte."""
+    """The image's original bytes, its real extension and size.
+
+    The header gives format and size; a file that ends with its format's end marker is complete, so
+    it is not decoded (a decode costs as much as the rest of the conversion). Anything else (a
+    truncated file, or trailing bytes after the marker) gets the full check: PNG chunks are
+    CRC-checked by verify(), JPEG is decoded at 1/8 scale, which still reads every byte."""
     data = read_bytes(path)
     try:
         im = Image.open(io.BytesIO(data))
         fmt, (width, height) = im.format, im.size
         if fmt not in _EXT:
             raise BadSample(path, f"unsupported image format {fmt!r} (need JPEG or PNG)")
-        if fmt == "PNG":
-            im.verify()
-        else:
-            im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-            im.load()
+        if not data.endswith(_END[fmt]):
+            if fmt == "PNG":
+                im.verify()
+            else:
+                im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                im.load()
     except BadSample:
         raise
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for corrupt data
@@ -119,8 +128,7 @@ def lut_for(tax: DatasetTaxonomy, size: int) -> np.ndarray:
     return cached(tax, "lut", size, lambda: integer_lut(tax, size))
 
 
-def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarray:
-    """Raw integer label array -> class indices (tax.label_dtype); unknown values -> BadSample."""
+def _lut_size(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> int:
     if raw.dtype == np.uint8:
         size = 256
     elif raw.dtype == np.uint16:
@@ -129,12 +137,54 @@ def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarr
         if raw.size and int(raw.min()) < 0:
             raise BadSample(path, f"negative raw label value(s): {sorted(set(raw[raw < 0].tolist()))[:10]}")
         size = 1 << max(8, int(raw.max(initial=0)).bit_length())
-    known = [r for r in raw_table(tax) if isinstance(r, int)]
-    size = max(size, max(known, default=0) + 1)
+    largest = cached(
+        tax, "largest_raw", 0, lambda: max((r for r in raw_table(tax) if isinstance(r, int)), default=0)
+    )
+    return max(size, largest + 1)
+
+
+def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarray:
+    """Raw integer label array -> class indices (tax.label_dtype); unknown values -> BadSample."""
     try:
-        return apply_lut(raw, lut_for(tax, size), tax.label_dtype)
+        return apply_lut(raw, lut_for(tax, _lut_size(tax, raw, path)), tax.label_dtype)
     except UnknownRawValues as e:
         raise BadSample(path, f"raw label value(s) not in taxonomy {tax.name!r}: {e.values[:10]}") from None
+
+
+def map_label_image(
+    tax: DatasetTaxonomy, im: Image.Image, path: str | Path
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """map_raw for a decoded label image, plus the mapped label's value counts when they come for
+    free. 8-bit L and P (palette index = raw id) images are mapped in PIL: one histogram of the raw
+    values (finds unknown ones, and gives the class counts) and one table lookup."""
+    if im.mode not in ("L", "P"):
+        raw = np.asarray(im)
+        return map_raw(tax, raw if raw.dtype in (np.uint8, np.uint16) else raw.astype(np.int64), path), None
+    if im.mode == "P":  # the same bytes read as L: PIL's histogram and point then see the indices
+        im = Image.frombuffer("L", im.size, im.tobytes(), "raw", "L", 0, 1)
+    lut, table, table_list = cached(tax, "lut8", 256, lambda: _table8(tax, path))
+    raw_counts = np.asarray(im.histogram(), dtype=np.int64)
+    bad = unknown_values(raw_counts, lut)
+    if bad:
+        raise BadSample(path, f"raw label value(s) not in taxonomy {tax.name!r}: {bad[:10]}")
+    label = np.asarray(im.point(table_list)) if table.dtype == np.uint8 else gather(table, np.asarray(im))
+    return label, regroup_counts(raw_counts, table)
+
+
+def _table8(tax: DatasetTaxonomy, path: str | Path) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """For 8-bit label images: the raw-id table's first 256 entries (with UNKNOWN), the same in the
+    label dtype (UNKNOWN wraps, but only values checked to be known are looked up), and as a list."""
+    lut = lut_for(tax, _lut_size(tax, np.empty(0, np.uint8), path))[:256]
+    table = lut.astype(tax.label_dtype)
+    return lut, table, table.tolist()
+
+
+def regroup_counts(counts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Counts of values v -> counts of table[v] (what a histogram of the mapped array would give)."""
+    size = 256 if table.dtype == np.uint8 else int(table.max(initial=0)) + 1
+    out = np.zeros(size, dtype=np.int64)
+    np.add.at(out, table[: counts.size], counts[: table.size])
+    return out
 
 
 def target_of(table: dict, tax: DatasetTaxonomy, raw_id: object, path: str | Path) -> int:
@@ -145,7 +195,11 @@ def target_of(table: dict, tax: DatasetTaxonomy, raw_id: object, path: str | Pat
 
 
 def make_sample(
-    item: WorkItem, image: tuple[bytes, str, int, int], label: np.ndarray | None, boxes=None
+    item: WorkItem,
+    image: tuple[bytes, str, int, int],
+    label: np.ndarray | None,
+    boxes=None,
+    label_counts: np.ndarray | None = None,
 ) -> Sample:
     data, ext, width, height = image
     sources = dict(item.extra.get("sources") or {})
@@ -164,6 +218,7 @@ def make_sample(
         label=label,
         boxes=boxes,
         sources=sources,
+        label_counts=label_counts,
     )
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.convert.readers.base import Sample, WorkItem
 from pipeline.convert.readers.common import (
     check_options,
     check_size,
     load_image,
     make_sample,
-    map_raw,
+    map_label_image,
     open_label,
     raise_planned_error,
 )
@@ -37,7 +35,5 @@ def read_index_png(tax: DatasetTaxonomy, item: WorkItem, modes: tuple[str, ...] 
     assert item.annotation is not None
     label_im = open_label(item.annotation, modes)
     check_size(item.annotation, label_im.size, image[2], image[3])
-    raw = np.asarray(label_im)
-    if raw.dtype not in (np.uint8, np.uint16):
-        raw = raw.astype(np.int64)
-    return make_sample(item, image, map_raw(tax, raw, item.annotation))
+    label, counts = map_label_image(tax, label_im, item.annotation)
+    return make_sample(item, image, label, label_counts=counts)
