@@ -16,50 +16,26 @@ import numpy as np
 from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.cocojson import (
     boxes_for,
-    group_by_image,
-    image_item,
-    load_index,
+    plan_per_image,
     raise_planned_error,
-    split_paths,
-    unique_sorted,
 )
 from pipeline.convert.readers.common import check_options, load_image, make_sample, paint, raw_table
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, frozenset())  # these formats take no format_options
-    root = Path(root)
-    index, images_dir, _ = split_paths(tax, root, split)
-    _, images, annotations = load_index(index)
-    by_image, errors = group_by_image(index, annotations)
+    check_options(tax, frozenset())  # this format takes no format_options
     dense = tax.supervision.value != "box"
-    items = []
-    for image_id in by_image:
-        anns = by_image[image_id]
-        entry = images.get(image_id)
-        if entry is None:
-            items.append(
-                image_item(
-                    f"missing-image-{image_id}",
-                    images_dir / str(image_id),
-                    root,
-                    {
-                        "index": str(index),
-                        "error": f"annotations name image id {image_id!r} that is not in 'images'",
-                    },
-                )
-            )
-            continue
-        extra: dict = {"index": str(index), "height": entry.get("height"), "width": entry.get("width")}
+
+    def extra_for(entry: dict, anns: list[dict]) -> dict:
+        extra: dict = {"height": entry.get("height"), "width": entry.get("width")}
         if dense:
             extra["masks"] = [(a.get("segmentation"), a.get("category_id")) for a in anns]
         else:
             extra["boxes"] = [(a.get("bbox"), a.get("category_id")) for a in anns]
-        if image_id in errors:
-            extra["error"] = f"image id {image_id!r}: {errors[image_id]}"
-        items.append(image_item(entry["file_name"], images_dir / entry["file_name"], root, extra))
-    return iter(unique_sorted(items, f"{tax.name}/{split}"))
+        return extra
+
+    return plan_per_image(tax, root, split, extra_for)
 
 
 def decode_mask(segmentation: object, height: int, width: int) -> np.ndarray:

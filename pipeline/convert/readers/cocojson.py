@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,32 @@ def unique_sorted(items: list[WorkItem], where: str) -> list[WorkItem]:
             raise ValueError(f"{where}: key {item.key!r} from both {seen[item.key].image} and {item.image}")
         seen[item.key] = item
     return [seen[k] for k in sorted(seen)]
+
+
+def plan_per_image(
+    tax: DatasetTaxonomy, root: Path, split: str, extra_for: Callable[[dict, list[dict]], dict]
+) -> Iterator[WorkItem]:
+    """One WorkItem per annotated image of a COCO instances-style index (read once, here).
+
+    extra_for(image entry, its annotations) gives the small per-image data a reader needs; an image id
+    the index lacks, or a bad annotation, is kept as a planned error that read() raises (quarantine)."""
+    root = Path(root)
+    index, images_dir, _ = split_paths(tax, root, split)
+    _, images, annotations = load_index(index)
+    by_image, errors = group_by_image(index, annotations)
+    items = []
+    for image_id, anns in by_image.items():
+        entry = images.get(image_id)
+        if entry is None:
+            error = f"annotations name image id {image_id!r} that is not in 'images'"
+            items.append(image_item(f"missing-image-{image_id}", images_dir / str(image_id), root,
+                                    {"index": str(index), "error": error}))
+            continue
+        extra = {"index": str(index), **extra_for(entry, anns)}
+        if image_id in errors:
+            extra["error"] = f"image id {image_id!r}: {errors[image_id]}"
+        items.append(image_item(entry["file_name"], images_dir / entry["file_name"], root, extra))
+    return iter(unique_sorted(items, f"{tax.name}/{split}"))
 
 
 def clip_box(bbox: Any, width: int, height: int) -> tuple[int, int, int, int] | None:

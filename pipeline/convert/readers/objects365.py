@@ -13,49 +13,19 @@ from pathlib import Path
 from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
 from pipeline.convert.readers.cocojson import (
     boxes_for,
-    group_by_image,
-    image_item,
-    load_index,
+    plan_per_image,
     raise_planned_error,
-    split_paths,
-    unique_sorted,
 )
 from pipeline.convert.readers.common import check_options, load_image, make_sample
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, frozenset())  # these formats take no format_options
-    root = Path(root)
-    index, images_dir, _ = split_paths(tax, root, split)
-    _, images, annotations = load_index(index)
-    by_image, errors = group_by_image(index, annotations)
-    items = []
-    for image_id, anns in by_image.items():
-        if image_id not in images:
-            # An annotation for an image the index doesn't list: report it under a key of its own.
-            items.append(
-                image_item(
-                    f"missing-image-{image_id}",
-                    images_dir / f"{image_id}",
-                    root,
-                    {
-                        "index": str(index),
-                        "error": f"annotations name image id {image_id!r} that is not in 'images'",
-                    },
-                )
-            )
-            continue
-        file_name = images[image_id]["file_name"]
-        extra = {
-            "index": str(index),
-            "file_name": file_name,
-            "boxes": [(a.get("bbox"), a.get("category_id")) for a in anns],
-        }
-        if image_id in errors:
-            extra["error"] = f"image id {image_id!r}: {errors[image_id]}"
-        items.append(image_item(file_name, images_dir / file_name, root, extra))
-    return iter(unique_sorted(items, f"{tax.name}/{split}"))
+    check_options(tax, frozenset())  # this format takes no format_options
+    return plan_per_image(tax, root, split, lambda entry, anns: {
+        "file_name": entry["file_name"],
+        "boxes": [(a.get("bbox"), a.get("category_id")) for a in anns],
+    })
 
 
 def resolve_image(item: WorkItem) -> Path:
