@@ -27,6 +27,15 @@ def real_fixtures() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shipped_taxonomies():
+    """The shipped taxonomy folder, loaded and validated once (raises listing every problem)."""
+    from pipeline.paths import default_taxonomy_dir
+    from pipeline.taxonomy.load import load_taxonomy_set
+
+    return load_taxonomy_set(default_taxonomy_dir())
+
+
+@pytest.fixture(scope="session")
 def ray_session():
     """A local Ray runtime shared by every test that needs one."""
     import ray

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.paths import default_taxonomy_dir
-from pipeline.taxonomy.load import load_taxonomy_set
-
 EXPECTED = {
     # training
     "ade20k-150": 150,
@@ -32,8 +29,8 @@ EVAL_ONLY = {"camvid", "kitti", "pascal-voc", "pascal-context", "scannet", "wild
 
 
 @pytest.fixture(scope="module")
-def taxset():
-    return load_taxonomy_set(default_taxonomy_dir())
+def taxset(shipped_taxonomies):
+    return shipped_taxonomies
 
 
 def test_exactly_the_seventeen_datasets(taxset):

@@ -1,31 +1,18 @@
-"""The shipped Objects365 v2 taxonomy: official ids and names, its own registry file, and that the
+"""The shipped Objects365 v2 taxonomy: official ids and names, its labels, and that the
 objects365 reader maps real category ids through it."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from pipeline.taxonomy.load import check_against_registry, load_dataset_file, load_registry_files
-
-TAXONOMIES = Path(__file__).resolve().parent.parent / "taxonomies"
-DATASET = TAXONOMIES / "objects365-v2.yaml"
-OWN_REGISTRY = TAXONOMIES / "labels.yaml"  # the merged registry
-
 
 @pytest.fixture(scope="module")
-def loaded():
-    """The dataset file checked against labels.yaml plus our registry file only, so other
-    datasets' registry files (being written beside ours) cannot mask or cause problems here."""
-    registry, problems = load_registry_files([OWN_REGISTRY])
-    assert problems == [], [str(p) for p in problems]
-    tax, problems = load_dataset_file(DATASET)
-    assert problems == [], [str(p) for p in problems]
-    assert check_against_registry(DATASET, tax, registry) == []
-    return tax, registry
+def loaded(shipped_taxonomies):
+    """The dataset as shipped (the whole folder validates), with the registry."""
+    return shipped_taxonomies.dataset("objects365-v2"), shipped_taxonomies.registry
 
 
 def test_ids_are_the_official_1_to_365_in_order(loaded):

@@ -1,4 +1,4 @@
-"""The shipped OpenImages V6 segmentation taxonomy: 350 MID raw ids, its own registry file, and that
+"""The shipped OpenImages V6 segmentation taxonomy: 350 MID raw ids, its labels, and that
 the openimages_v6 reader turns per-object masks in the release layout into class indices through it."""
 
 from __future__ import annotations
@@ -12,24 +12,14 @@ import pytest
 from PIL import Image
 
 from pipeline.convert.readers import get_reader
-from pipeline.taxonomy.load import check_against_registry, load_dataset_file, load_registry_files
 
-TAXONOMIES = Path(__file__).resolve().parent.parent / "taxonomies"
-DATASET = TAXONOMIES / "openimages-v6-seg.yaml"
-OWN_REGISTRY = TAXONOMIES / "labels.yaml"  # the merged registry
 MID = re.compile(r"^/[mg]/[0-9a-z_]+$")
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    """Checked against labels.yaml plus our registry file only, so registry files other people are
-    writing beside ours cannot mask or cause problems here."""
-    registry, problems = load_registry_files([OWN_REGISTRY])
-    assert problems == [], [str(p) for p in problems]
-    tax, problems = load_dataset_file(DATASET)
-    assert problems == [], [str(p) for p in problems]
-    assert check_against_registry(DATASET, tax, registry) == []
-    return tax, registry
+def loaded(shipped_taxonomies):
+    """The dataset as shipped (the whole folder validates), with the registry."""
+    return shipped_taxonomies.dataset("openimages-v6-seg"), shipped_taxonomies.registry
 
 
 def test_350_unique_mids_in_name_order(loaded):
@@ -71,13 +61,13 @@ def test_broad_and_narrow_classes_keep_their_own_labels(loaded):
     assert len(set(tax.class_labels)) == 350  # no two classes collapse onto one label
 
 
-def test_own_registry_descriptions_are_short_and_distinct(loaded):
-    _, registry = loaded
-    own, _ = load_registry_files([OWN_REGISTRY])
-    assert own is not None and len(own.labels) > 200
-    texts = [label.description for label in own.labels.values()]
+def test_used_label_descriptions_are_short_and_distinct(loaded):
+    tax, registry = loaded
+    used = {key: registry.labels[key] for key in tax.class_labels}
+    assert len(used) > 200
+    texts = [label.description for label in used.values()]
     assert len(set(texts)) == len(texts)
-    too_long = [k for k, label in own.labels.items() if len(label.description) > 230]
+    too_long = [k for k, label in used.items() if len(label.description) > 230]
     assert too_long == []
 
 
