@@ -50,38 +50,43 @@ def _link(src: Path, dst: Path) -> None:
     os.link(src, dst)
 
 
+def _reuse_template(i: int, templates: int, paths_for) -> tuple[Path, Path] | None:
+    """Sample i's (image, annotation) paths, ready to write; None when it was hard-linked to template
+    i % templates instead (past the first `templates`, samples repeat: the work per image is the same)."""
+    img, ann = paths_for(i)
+    if i >= templates:
+        for src, dst in zip(paths_for(i % templates), (img, ann)):
+            _link(src, dst)
+        return None
+    img.parent.mkdir(parents=True, exist_ok=True)
+    ann.parent.mkdir(parents=True, exist_ok=True)
+    return img, ann
+
+
 def generate(fmt: str, tax: DatasetTaxonomy, root: Path, split: str, n: int, w: int, h: int,
              templates: int = 64, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     ids = _raw_ids(tax)
     if fmt == "ade20k":
-        for i in range(n):
+        def ade_paths(i: int) -> tuple[Path, Path]:
             key = f"ADE_{split}_{i:08d}"
-            img, ann = root / f"images/{split}/{key}.jpg", root / f"annotations/{split}/{key}.png"
-            if i >= templates:
-                t = f"ADE_{split}_{i % templates:08d}"
-                _link(root / f"images/{split}/{t}.jpg", img)
-                _link(root / f"annotations/{split}/{t}.png", ann)
-                continue
-            img.parent.mkdir(parents=True, exist_ok=True)
-            ann.parent.mkdir(parents=True, exist_ok=True)
-            _image(rng, w, h).save(img, quality=90)
-            Image.fromarray(_regions(rng, w, h, [0, *ids]).astype(np.uint8)).save(ann)
-    elif fmt == "cityscapes":
+            return root / f"images/{split}/{key}.jpg", root / f"annotations/{split}/{key}.png"
+
         for i in range(n):
+            if paths := _reuse_template(i, templates, ade_paths):
+                _image(rng, w, h).save(paths[0], quality=90)
+                Image.fromarray(_regions(rng, w, h, [0, *ids]).astype(np.uint8)).save(paths[1])
+    elif fmt == "cityscapes":
+        def city_paths(i: int) -> tuple[Path, Path]:
             stem = f"city_{i:06d}_000019"
-            img = root / f"leftImg8bit/{split}/city/{stem}_leftImg8bit.png"
-            ann = root / f"gtFine/{split}/city/{stem}_gtFine_labelIds.png"
-            if i >= templates:
-                t = f"city_{i % templates:06d}_000019"
-                _link(root / f"leftImg8bit/{split}/city/{t}_leftImg8bit.png", img)
-                _link(root / f"gtFine/{split}/city/{t}_gtFine_labelIds.png", ann)
-                continue
-            img.parent.mkdir(parents=True, exist_ok=True)
-            ann.parent.mkdir(parents=True, exist_ok=True)
-            _image(rng, w, h).save(img, compress_level=1)
-            values = [v for v in [*ids, *tax.ignore_values] if isinstance(v, int) and 0 <= v < 256]
-            Image.fromarray(_regions(rng, w, h, values).astype(np.uint8)).save(ann)
+            return (root / f"leftImg8bit/{split}/city/{stem}_leftImg8bit.png",
+                    root / f"gtFine/{split}/city/{stem}_gtFine_labelIds.png")
+
+        values = [v for v in [*ids, *tax.ignore_values] if isinstance(v, int) and 0 <= v < 256]
+        for i in range(n):
+            if paths := _reuse_template(i, templates, city_paths):
+                _image(rng, w, h).save(paths[0], compress_level=1)
+                Image.fromarray(_regions(rng, w, h, values).astype(np.uint8)).save(paths[1])
     elif fmt == "coco_panoptic":
         spec = tax.splits[split]
         images, annotations = [], []
