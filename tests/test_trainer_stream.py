@@ -9,7 +9,7 @@ from PIL import Image
 
 from trainer.augment import AugmentParams, SampleError, decode_sample
 from trainer.stream import Source, StreamSpec, batch_counts, find_shards, iterate_batches, make_loader
-from trainer.synthetic import SyntheticSpec, write_synthetic_dataset
+from tests.support.synthetic import SyntheticSpec, write_synthetic_dataset
 
 SMALL = AugmentParams(short_edge=48, scale=(0.75, 1.25), crop=(32, 32))
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from trainer.config import TrainConfig, load_config
 from trainer.evaluate import evaluate_checkpoint, samples_from_shards
-from trainer.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
+from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.train import run_training
 
 TABLE_SIZES = {"a": 4, "b": 4, "c": 4}
@@ -146,7 +146,7 @@ def test_eval_and_segment_commands(shard_dir, tmp_path):
 def _yaml_config(shard_dir, tmp_path, table_path):
     import yaml
 
-    from trainer.synthetic import write_tiny_table
+    from tests.support.synthetic import write_tiny_table
 
     write_tiny_table(table_path, tiny_table({"a": 4}))
     path = tmp_path / "train.yaml"

@@ -52,7 +52,7 @@ class Predictor:
         import torch.nn.functional as F
         from PIL import Image
 
-        from trainer.train import normalise_images
+        from trainer.normalise import normalise_images
 
         h, w = image.shape[:2]
         v = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.device)

@@ -19,19 +19,10 @@ from trainer.augment import AugmentParams
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.labels import LabelSpace
+from trainer.normalise import normalise_images
 from trainer.stream import Source, StreamSpec, find_shards, make_loader
 
 LOSS_FIELDS = ["step", "total", "hd", "ld", "wd", "tau", "lr", "samples_per_s"]
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
-def normalise_images(images, device):
-    import torch
-
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255
-    return (images.to(device, non_blocking=True).float() - mean) / std
 
 
 def _trainee_class():

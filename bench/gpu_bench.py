@@ -1,6 +1,6 @@
 """GPU measurement: SegFormer-B5 training step time (batch 2, 640x640, random weights, bf16), and
 whether the shard stream keeps the GPU busy (step time fed by the stream vs. by tensors already
-on the GPU).  `python -m trainer.gpu_bench [--steps N] [--workers W] [--json PATH]`
+on the GPU).  `python -m bench.gpu_bench [--steps N] [--workers W] [--json PATH]`
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 def _step_fn(model, criterion, optimizer, device, labels: int):
     import torch
 
-    from trainer.train import normalise_images
+    from trainer.normalise import normalise_images
 
     columns = [torch.arange(labels, device=device)] * 2
 
@@ -36,14 +36,14 @@ def run(steps: int = 20, workers: int | None = None, batch: int = 2, crop: int =
         labels: int = 19, images: int = 24) -> dict:
     import torch
 
+    from tests.support.synthetic import photo_like_images, write_dense_shard
     from trainer.augment import AugmentParams
     from trainer.losses import SentenceLoss
     from trainer.models import build_model
     from trainer.stream import Source, StreamSpec, make_loader
-    from trainer.synthetic import photo_like_images, write_dense_shard
 
     if not torch.cuda.is_available():
-        raise SystemExit("trainer.gpu_bench needs a CUDA GPU")
+        raise SystemExit("bench.gpu_bench needs a CUDA GPU")
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
     workers = workers if workers is not None else max(1, min(8, (os.cpu_count() or 2) - 2))
