@@ -1,15 +1,15 @@
 """The mixed WebDataset stream: ratios, augmentation geometry, determinism, resume skipping, errors."""
 
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.augment import AugmentParams, SampleError, decode_sample
-from trainer.stream import Source, StreamSpec, batch_counts, find_shards, iterate_batches, make_loader
+from pipeline.shard_format import SampleError, ShardRecord, sample_members
 from tests.support.synthetic import SyntheticSpec, write_synthetic_dataset
+from trainer.augment import AugmentParams, decode_sample
+from trainer.stream import Source, StreamSpec, batch_counts, find_shards, iterate_batches, make_loader
 
 SMALL = AugmentParams(short_edge=48, scale=(0.75, 1.25), crop=(32, 32))
 
@@ -81,11 +81,12 @@ def _raw_sample(image: np.ndarray, label: np.ndarray, boxes, supervision="dense"
         Image.fromarray(a).save(buf, format=f)
         return buf.getvalue()
 
-    record = {"dataset": "t", "supervision": supervision, "ignore_index": 255, "boxes": boxes}
-    raw = {"__key__": "t-000001", "json": json.dumps(record).encode(), "png" if fmt == "PNG" else "jpg": enc(image, fmt)}
-    if label is not None:
-        raw["label.png"] = enc(label, "PNG")
-    return raw
+    h, w = image.shape[:2]
+    record = ShardRecord(dataset="t", split="training", supervision=supervision, width=w, height=h, num_classes=4,
+                         ignore_index=255, classes_present=[], boxes=boxes, box_embedding_encoder=None, sources={})
+    ext = "png" if fmt == "PNG" else "jpg"
+    members = sample_members("t-000001", ext, enc(image, fmt), record, None if label is None else enc(label, "PNG"))
+    return {"__key__": "t-000001", **{name.split(".", 1)[1]: data for name, data in members}}
 
 
 def test_boxes_and_labels_move_with_the_image():

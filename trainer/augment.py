@@ -8,21 +8,12 @@ reduced scale (Image.draft) when the target is at most half the original size.
 from __future__ import annotations
 
 import io
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-IMAGE_EXTS = ("jpg", "jpeg", "png")
-SUPERVISIONS = ("dense", "coarse", "box")
-
-
-class SampleError(ValueError):
-    """A shard sample that cannot be used; names the sample key and the reason."""
-
-    def __init__(self, key: str, reason: str):
-        super().__init__(f"sample {key}: {reason}")
+from pipeline.shard_format import SampleError, ShardSample, parse_sample
 
 
 @dataclass(frozen=True)
@@ -35,25 +26,6 @@ class AugmentParams:
     blur_prob: float = 0.2
     blur_radius: tuple[float, float] = (0.1, 2.0)
     draft: bool = True
-
-
-def parse_record(key: str, raw: dict) -> dict:
-    if "json" not in raw:
-        raise SampleError(key, "no .json record")
-    try:
-        record = json.loads(raw["json"])
-    except ValueError as e:
-        raise SampleError(key, f".json record is not valid JSON: {e}") from e
-    if record.get("supervision") not in SUPERVISIONS:
-        raise SampleError(key, f"supervision {record.get('supervision')!r} is not one of {SUPERVISIONS}")
-    return record
-
-
-def _image_bytes(key: str, raw: dict) -> tuple[bytes, str]:
-    for ext in IMAGE_EXTS:
-        if ext in raw:
-            return raw[ext], ext
-    raise SampleError(key, f"no image member (.jpg or .png); members: {sorted(k for k in raw if not k.startswith('__'))}")
 
 
 def _label_array(key: str, data: bytes, ignore_index: int, box, out_size) -> np.ndarray:
@@ -74,11 +46,10 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     With p None the image keeps its size (evaluation)."""
     from PIL import Image, ImageEnhance, ImageFilter
 
-    key = raw.get("__key__", "?")
-    record = parse_record(key, raw)
-    data, ext = _image_bytes(key, raw)
+    sample = parse_sample(raw)
+    key, ext = sample.key, sample.image_ext
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(io.BytesIO(sample.image))
         w0, h0 = im.size
     except Exception as e:  # PIL raises several types for corrupt files
         raise SampleError(key, f"image cannot be decoded: {e}") from e
@@ -115,33 +86,25 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     img = np.zeros((crop_h, crop_w, 3), dtype=np.uint8)  # pad small images with black / ignore
     img[:ch, :cw] = np.asarray(image)
     target = np.full((crop_h, crop_w), -1, dtype=np.int64)
-    if "label.png" in raw:
-        ignore = int(record.get("ignore_index", 255))
-        target[:ch, :cw] = _label_array(key, raw["label.png"], ignore, src, (cw, ch))
-    elif record["supervision"] != "box":
-        raise SampleError(key, f"{record['supervision']} supervision but no .label.png")
+    if sample.label_png is not None:
+        target[:ch, :cw] = _label_array(key, sample.label_png, sample.record.ignore_index, src, (cw, ch))
 
-    boxes, classes, box_targets = _boxes(key, raw, record, f, x, y, cw, ch)
+    boxes, classes, box_targets = _boxes(sample, f, x, y, cw, ch)
     if do_flip:
         img, target = img[:, ::-1], target[:, ::-1]
         if len(boxes):
             boxes[:, [0, 2]] = crop_w - boxes[:, [2, 0]]
     return {
-        "key": key, "dataset": record.get("dataset", ""), "supervision": record["supervision"],
+        "key": key, "dataset": sample.record.dataset, "supervision": sample.record.supervision,
         "image": np.ascontiguousarray(img), "target": np.ascontiguousarray(target),
         "boxes": boxes, "box_classes": classes, "box_targets": box_targets,
     }
 
 
-def _boxes(key, raw, record, f, x, y, cw, ch):
+def _boxes(sample: ShardSample, f, x, y, cw, ch):
     """Boxes scaled and shifted into the crop, clipped; boxes that leave the crop are dropped."""
-    given = record.get("boxes") or []
-    arr = np.asarray(given, dtype=np.float64).reshape(-1, 5)
-    targets = None
-    if "boxemb.npy" in raw:
-        targets = np.load(io.BytesIO(raw["boxemb.npy"])).astype(np.float32)
-        if targets.ndim != 2 or targets.shape[0] != len(arr):
-            raise SampleError(key, f"boxemb.npy has shape {targets.shape}, expected [{len(arr)}, D]")
+    arr = np.asarray(sample.record.boxes or [], dtype=np.float64).reshape(-1, 5)
+    targets = sample.box_embeddings
     xy = arr[:, :4] * f - np.array([x, y, x, y])
     xy[:, [0, 2]] = xy[:, [0, 2]].clip(0, cw)
     xy[:, [1, 3]] = xy[:, [1, 3]].clip(0, ch)

@@ -16,6 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.shard_format import Supervision
+
+DENSE, COARSE, BOX = (s.code for s in Supervision)  # batch["supervision"] holds these codes
+
 
 def pixel_logits(emb: torch.Tensor, vectors: torch.Tensor, log_tau: torch.Tensor) -> torch.Tensor:
     """emb (B,C,H,W), vectors (K,C) -> cos(pixel, label) / tau as (B,K,H,W)."""
@@ -94,7 +98,7 @@ class SentenceLoss(nn.Module):
         H, W = target.shape[-2:]
         out: dict[str, torch.Tensor] = {}
         total = emb.new_zeros(()).float()
-        pixel_kinds = [(0, "hd"), (1, "ld")]
+        pixel_kinds = [(DENSE, "hd"), (COARSE, "ld")]
         if any(bool((supervision == code).any()) for code, _ in pixel_kinds):
             # Scores at the network's resolution, then upsampled: K label maps are far cheaper to
             # upsample (and backpropagate) than C embedding channels, and the argmax is the same shape.
@@ -102,7 +106,7 @@ class SentenceLoss(nn.Module):
             logits = F.interpolate(low, size=(H, W), mode="bilinear", align_corners=False)
             col_target = torch.full_like(target, -1)
             for i, cols in enumerate(columns):
-                if supervision[i] != 2:
+                if supervision[i] != BOX:
                     t = target[i]
                     if t.numel() and int(t.max()) >= len(cols):
                         raise ValueError(f"sample {batch['keys'][i]}: class index {int(t.max())} but "
@@ -115,7 +119,7 @@ class SentenceLoss(nn.Module):
                     value = hd_loss(loss[sel], valid[sel]) if name == "hd" else ld_loss(loss[sel], valid[sel], self.quantile)
                     out[name] = value
                     total = total + self.weights[code] * value
-        box_idx = [i for i in range(len(columns)) if supervision[i] == 2]
+        box_idx = [i for i in range(len(columns)) if supervision[i] == BOX]
         if box_idx:
             boxes, targets = [], []
             for i in range(len(columns)):
@@ -129,6 +133,6 @@ class SentenceLoss(nn.Module):
                     targets.append(t)
             value = wd_loss(emb, boxes, targets, self.box_head, emb.shape[-1] / W, self.roi_size)
             out["wd"] = value
-            total = total + self.weights[2] * value
+            total = total + self.weights[BOX] * value
         out["total"] = total
         return out

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.augment import AugmentParams, SampleError, decode_sample
-
-SUPERVISION_CODE = {"dense": 0, "coarse": 1, "box": 2}
+from pipeline.shard_format import SampleError, Supervision
+from trainer.augment import AugmentParams, decode_sample
 
 
 @dataclass
@@ -94,7 +93,7 @@ def collate(samples: list[dict], names: list[str], rows: dict[str, np.ndarray | 
         "image": torch.from_numpy(np.stack([s["image"] for s in samples])).permute(0, 3, 1, 2).contiguous(),
         "target": torch.from_numpy(np.stack([s["target"] for s in samples])),
         "dataset_index": torch.tensor([names.index(s["source"]) for s in samples], dtype=torch.long),
-        "supervision": torch.tensor([SUPERVISION_CODE[s["supervision"]] for s in samples], dtype=torch.long),
+        "supervision": torch.tensor([Supervision(s["supervision"]).code for s in samples], dtype=torch.long),
         "rows": [None if rows.get(s["source"]) is None else torch.from_numpy(rows[s["source"]]) for s in samples],
         "boxes": [torch.from_numpy(s["boxes"]) for s in samples],
         "box_classes": [torch.from_numpy(s["box_classes"]) for s in samples],
@@ -148,7 +147,7 @@ def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> 
             s["source"] = names[d]
             override = spec.sources[d].supervision
             if override and s["supervision"] != override:
-                if s["supervision"] == "box":
+                if s["supervision"] is Supervision.box:
                     raise SampleError(s["key"], f"box samples cannot be trained as {override!r}")
                 s["supervision"] = override
             if s["dataset"] and s["dataset"] != names[d]:

@@ -8,17 +8,15 @@ lands in the quarantine report with the file and the reason.
 from __future__ import annotations
 
 import io
-import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.convert.readers.base import BadSample, Sample
+from pipeline.shard_format import IMAGE_EXTS, ShardRecord, Supervision, box_embeddings_bytes, sample_members
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 # zlib level 1: label maps are large flat regions, so level 1 is nearly as small as 6 and several
 # times faster, and conversion speed is what matters at corpus scale. (zlib's Z_RLE strategy makes
 # label PNGs about a third smaller at the same encode speed, but they decode about 1.5x slower,
@@ -101,47 +99,36 @@ def encode_sample(
     embed_boxes: Callable[[Sample], np.ndarray] | None = None,
     box_encoder: str | None = None,
 ) -> Encoded:
-    """Check and encode one sample. `embed_boxes` (box data only) runs after the boxes are checked."""
+    """Check and encode one sample. `embed_boxes` (box data only) runs after the boxes are checked.
+
+    The key was checked when the split was planned (plan.list_items)."""
     source = sample.sources.get("annotation") or sample.sources.get("image") or sample.key
-    if not KEY_PATTERN.match(sample.key):
-        raise BadSample(source, f"key {sample.key!r} may hold only letters, digits, '-' and '_'")
-    if sample.image_ext not in ("jpg", "png"):
+    if sample.image_ext not in IMAGE_EXTS:
         raise BadSample(
             sample.sources.get("image", source), f"image format {sample.image_ext!r} is not jpg or png"
         )
-    members: list[tuple[str, bytes]] = [(f"{sample.key}.{sample.image_ext}", sample.image_bytes)]
-    supervision = tax.supervision.value
-    if supervision == "box":
+    label_png = None
+    if tax.supervision is Supervision.box:
         present, pixels = _box_counts(tax, sample, source)
     else:
         if sample.label is None:
-            raise BadSample(source, f"{supervision} supervision needs a label map, the reader gave none")
+            raise BadSample(source, f"{tax.supervision.value} supervision needs a label map, the reader gave none")
         from PIL import Image
 
         _check_label(tax, sample, source)
         label_image = Image.fromarray(np.ascontiguousarray(sample.label))
         present, pixels = _class_counts(tax, sample, source, label_image)
-        members.append((f"{sample.key}.label.png", encode_label_png(sample.label, label_image)))
+        label_png = encode_label_png(sample.label, label_image)
     boxes = [[int(v) for v in b] for b in sample.boxes] if sample.boxes is not None else None
-    box_embeddings = embed_boxes(sample) if embed_boxes is not None and supervision == "box" else None
-    record = {
-        "dataset": tax.name,
-        "split": split,
-        "supervision": supervision,
-        "width": int(sample.width),
-        "height": int(sample.height),
-        "num_classes": tax.num_classes,
-        "ignore_index": tax.ignore_index,
-        "classes_present": present,
-        "boxes": boxes,
-        "box_embedding_encoder": box_encoder if box_embeddings is not None else None,
-        "sources": dict(sorted(sample.sources.items())),
-    }
-    members.append((f"{sample.key}.json", json.dumps(record, sort_keys=True).encode()))
-    if box_embeddings is not None:
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(box_embeddings, dtype=np.float16), allow_pickle=False)
-        members.append((f"{sample.key}.boxemb.npy", buf.getvalue()))
+    box_embeddings = None
+    if embed_boxes is not None and tax.supervision is Supervision.box:
+        box_embeddings = box_embeddings_bytes(embed_boxes(sample))
+    record = ShardRecord(
+        dataset=tax.name, split=split, supervision=tax.supervision, width=sample.width, height=sample.height,
+        num_classes=tax.num_classes, ignore_index=tax.ignore_index, classes_present=present, boxes=boxes,
+        box_embedding_encoder=box_encoder if box_embeddings is not None else None, sources=sample.sources,
+    )
+    members = sample_members(sample.key, sample.image_ext, sample.image_bytes, record, label_png, box_embeddings)
     row = {
         "key": sample.key,
         "width": int(sample.width),

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from pipeline.convert.encode import KEY_PATTERN
 from pipeline.convert.readers.base import Reader, WorkItem
+from pipeline.shard_format import KEY_PATTERN, KEY_RULE
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 DEFAULT_SHARD_SIZE = "1GB"
@@ -62,9 +62,9 @@ def shard_name(split: str, index: int) -> str:
 def list_items(reader: Reader, tax: DatasetTaxonomy, root: Path, split: str) -> list[WorkItem]:
     """Run the reader's plan once, sorted by key; keys must be unique and tar-safe."""
     items = sorted(reader.plan(tax, Path(root), split), key=lambda it: it.key)
-    bad = [it.key for it in items if not KEY_PATTERN.match(it.key)]
+    bad = [it.key for it in items if not KEY_PATTERN.fullmatch(it.key)]
     if bad:
-        raise ValueError(f"{tax.name}/{split}: keys may hold only letters, digits, '-' and '_': {bad[:5]}")
+        raise ValueError(f"{tax.name}/{split}: keys may hold only {KEY_RULE}: {bad[:5]}")
     dupes = sorted({a.key for a, b in pairwise(items) if a.key == b.key})
     if dupes:
         raise ValueError(f"{tax.name}/{split}: keys planned more than once: {dupes[:5]}")

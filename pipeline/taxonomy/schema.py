@@ -1,7 +1,7 @@
 """Pydantic schemas for the label registry (labels.yaml) and one dataset's taxonomy YAML.
 
 Only shape and per-field rules live here. Rules that need the registry and the whole file
-(unknown labels, duplicate raw ids, declared counts) live in validate.py, so every problem in a
+(unknown labels, duplicate raw ids, declared counts) live in load.py, so every problem in a
 file is reported at once with its location.
 """
 
@@ -11,6 +11,8 @@ from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.shard_format import Supervision  # the shard format owns the kinds; a taxonomy picks one
 
 # Raw ids are what the annotation file holds: an integer pixel value / category id,
 # or a string such as an OpenImages MID ("/m/04yx4").
@@ -35,12 +37,6 @@ class Group(str, Enum):
     sports = "sports"  # sports gear, toys, musical instruments
     accessories = "accessories"  # clothing, bags, personal items
     other = "other"
-
-
-class Supervision(str, Enum):
-    dense = "dense"  # exact per-pixel labels: L_HD
-    coarse = "coarse"  # noisy masks: L_LD keeps each image's lowest-loss pixels
-    box = "box"  # boxes only: L_WD distillation
 
 
 class Role(str, Enum):

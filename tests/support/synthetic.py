@@ -1,19 +1,22 @@
-"""Small synthetic shards in the shards/README.md layout, for tests and the stream benchmark.
+"""Small synthetic shards in the shards/README.md layout, for tests and the stream benchmarks.
 
 Each image is a few flat-coloured rectangles on a background; the label PNG holds the rectangle's
-class, so a small model can learn it quickly. Written with webdataset.TarWriter to a temporary
-name, then renamed.
+class, so a small model can learn it quickly. Records and members come from pipeline.shard_format
+and the tar from the converter's writer, so these shards are shaped exactly like converted ones.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.convert.tario import DeterministicTarWriter
+from pipeline.shard_format import ShardRecord, box_embeddings_bytes, sample_members
 
 # One colour per class: the image tells the class apart, so a tiny net can overfit it.
 PALETTE = np.array(
@@ -72,48 +75,43 @@ def _jpg(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _write_tar(final: Path, samples: Iterable[list[tuple[str, bytes]]]) -> Path:
+    tmp = final.with_name(final.name + ".tmp")
+    writer = DeterministicTarWriter(tmp)
+    for members in samples:
+        for name, data in members:
+            writer.add(name, data)
+    writer.close()
+    os.replace(tmp, final)
+    return final
+
+
+def _synthetic_sample(rng: np.random.Generator, spec: SyntheticSpec, index: int) -> list[tuple[str, bytes]]:
+    image, label, boxes = draw_sample(rng, spec)
+    key = f"{spec.dataset.replace('.', '_')}-{index:06d}"
+    box = spec.supervision == "box"
+    embeddings = box_embeddings_bytes(rng.standard_normal((len(boxes), spec.box_dim))) if box and spec.box_dim else None
+    record = ShardRecord(
+        dataset=spec.dataset, split=spec.split, supervision=spec.supervision, width=image.shape[1],
+        height=image.shape[0], num_classes=spec.num_classes, ignore_index=255,
+        classes_present=sorted(int(c) for c in np.unique(label) if c != 255), boxes=boxes if box else None,
+        box_embedding_encoder="synthetic" if embeddings is not None else None, sources={"image": f"{key}.{spec.fmt}"},
+    )
+    encoded = _jpg(image) if spec.fmt == "jpg" else _png(image)
+    return sample_members(key, spec.fmt, encoded, record, None if box else _png(label), embeddings)
+
+
 def write_synthetic_dataset(root: Path, spec: SyntheticSpec) -> list[Path]:
     """Write spec.shards tars under root/<dataset>/ and return their paths."""
-    import webdataset as wds
-
     rng = np.random.default_rng(spec.seed)
     folder = Path(root) / spec.dataset
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
     per_shard = -(-spec.samples // spec.shards)
-    index = 0
-    for s in range(spec.shards):
-        final = folder / f"{spec.split}-{s:06d}.tar"
-        tmp = final.with_name(final.name + ".tmp")
-        with wds.TarWriter(str(tmp)) as sink:
-            for _ in range(per_shard):
-                if index >= spec.samples:
-                    break
-                image, label, boxes = draw_sample(rng, spec)
-                key = f"{spec.dataset.replace('.', '_')}-{index:06d}"
-                record = {
-                    "dataset": spec.dataset, "split": spec.split, "supervision": spec.supervision,
-                    "width": int(image.shape[1]), "height": int(image.shape[0]),
-                    "num_classes": spec.num_classes, "ignore_index": 255,
-                    "classes_present": sorted(int(c) for c in np.unique(label) if c != 255),
-                    "boxes": boxes if spec.supervision == "box" else None,
-                    "box_embedding_encoder": "synthetic" if spec.box_dim else None,
-                    "sources": {"image": f"{key}.{spec.fmt}"},
-                }
-                member = {"__key__": key, "json": json.dumps(record).encode()}
-                member[spec.fmt] = _jpg(image) if spec.fmt == "jpg" else _png(image)
-                if spec.supervision != "box":
-                    member["label.png"] = _png(label)
-                elif spec.box_dim:
-                    emb = rng.standard_normal((len(boxes), spec.box_dim)).astype(np.float16)
-                    buf = io.BytesIO()
-                    np.save(buf, emb)
-                    member["boxemb.npy"] = buf.getvalue()
-                sink.write(member)
-                index += 1
-        os.replace(tmp, final)
-        paths.append(final)
-    return paths
+    return [
+        _write_tar(folder / f"{spec.split}-{s:06d}.tar",
+                   (_synthetic_sample(rng, spec, i) for i in range(s * per_shard, min(spec.samples, (s + 1) * per_shard))))
+        for s in range(spec.shards)
+    ]
 
 
 @dataclass
@@ -172,18 +170,20 @@ def photo_like_images(folder: Path, n: int, short: int = 1080, seed: int = 0) ->
     return out
 
 
-def write_dense_shard(path: Path, items, dataset: str, num_classes: int = 19) -> Path:
+def write_dense_shard(path: Path, items, dataset: str, num_classes: int = 19, split: str = "training") -> Path:
     """One tar of dense samples from (key, jpg bytes, label png bytes)."""
-    import webdataset as wds
+    from PIL import Image
 
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    with wds.TarWriter(str(tmp)) as sink:
-        for key, jpg, png in items:
-            record = {"dataset": dataset, "supervision": "dense", "num_classes": num_classes, "ignore_index": 255,
-                      "boxes": None}
-            sink.write({"__key__": key, "jpg": jpg, "label.png": png, "json": json.dumps(record).encode()})
-    os.replace(tmp, path)
-    return Path(path)
+    def members(key: str, jpg: bytes, png: bytes) -> list[tuple[str, bytes]]:
+        label = np.asarray(Image.open(io.BytesIO(png)))
+        record = ShardRecord(
+            dataset=dataset, split=split, supervision="dense", width=label.shape[1], height=label.shape[0],
+            num_classes=num_classes, ignore_index=255, classes_present=sorted(int(c) for c in np.unique(label) if c != 255),
+            boxes=None, box_embedding_encoder=None, sources={"image": f"{key}.jpg", "annotation": f"{key}.label.png"},
+        )
+        return sample_members(key, "jpg", jpg, record, png)
+
+    return _write_tar(Path(path), (members(*item) for item in items))
 
 
 def write_tiny_table(path: Path, table: TinyTable) -> Path:

@@ -7,26 +7,17 @@ the job, and nothing is ever silently relabelled.
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.shard_format import sanitize_key  # noqa: F401 (the key rule's owner; readers import it from here)
 from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, gather, integer_lut, unknown_values
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _EXT = {"JPEG": "jpg", "PNG": "png"}
-_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def sanitize_key(text: str) -> str:
-    """A tar-member-safe key: letters, digits, '-' and '_' only."""
-    key = _KEY_BAD.sub("_", text)
-    if not key:
-        raise ValueError(f"cannot make a key from {text!r}")
-    return key
 
 
 def read_bytes(path: str | Path) -> bytes:

@@ -1,0 +1,152 @@
+"""The shard format (shards/README.md), in one place: member names, the JSON record, the key rule,
+the supervision kinds, and reading a raw WebDataset sample back.
+
+The converter writes through it, the trainer reads through it, and the test and benchmark shard
+writers use it too, so a record can only have the fields the README lists.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:  # numpy loads only where members are encoded or decoded: taxonomy code imports this
+    import numpy as np
+
+# Member names after the key: KEY.jpg / KEY.png, KEY.label.png, KEY.json, KEY.boxemb.npy.
+IMAGE_EXTS = ("jpg", "png")
+LABEL = "label.png"
+RECORD = "json"
+BOX_EMBEDDINGS = "boxemb.npy"
+
+KEY_RULE = "letters, digits, '-' and '_'"
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class Supervision(str, Enum):
+    """What a dataset's annotation gives; the order is the code the trainer's losses switch on."""
+
+    dense = "dense"  # exact per-pixel labels: L_HD
+    coarse = "coarse"  # noisy masks: L_LD keeps each image's lowest-loss pixels
+    box = "box"  # boxes only: L_WD distillation
+
+    @property
+    def code(self) -> int:
+        return list(Supervision).index(self)
+
+
+def check_key(key: str) -> str:
+    """The key unchanged, or ValueError: a key is a tar member stem, so only KEY_RULE characters."""
+    if not KEY_PATTERN.fullmatch(key):
+        raise ValueError(f"key {key!r} may hold only {KEY_RULE}")
+    return key
+
+
+def sanitize_key(text: str) -> str:
+    """A key made from any text (a file stem, an id): other characters become '_'."""
+    key = _NOT_KEY_CHARS.sub("_", text)
+    if not key:
+        raise ValueError(f"cannot make a key from {text!r}")
+    return key
+
+
+class ShardRecord(BaseModel):
+    """KEY.json: every field shards/README.md lists, nothing else."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    split: str
+    supervision: Supervision
+    width: int
+    height: int
+    num_classes: int
+    ignore_index: int
+    classes_present: list[int]  # ignore excluded; for box data, the box classes
+    boxes: list[list[int]] | None  # [x0, y0, x1, y1, class_index], box supervision only
+    box_embedding_encoder: str | None  # the open_clip spec when KEY.boxemb.npy is present
+    sources: dict[str, str]  # role ("image", "annotation") -> file name, relative to the dataset root
+
+    def to_json(self) -> bytes:
+        # Sorted keys and json's default separators: the bytes every shard so far was written with.
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+
+
+def box_embeddings_bytes(vectors: np.ndarray) -> bytes:
+    """KEY.boxemb.npy: float16 [num_boxes, D]."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(vectors, dtype=np.float16), allow_pickle=False)
+    return buf.getvalue()
+
+
+def sample_members(
+    key: str, image_ext: str, image: bytes, record: ShardRecord, label_png: bytes | None = None,
+    box_embeddings: bytes | None = None,
+) -> list[tuple[str, bytes]]:
+    """The tar members of one sample, in the README's order."""
+    members = [(f"{check_key(key)}.{image_ext}", image)]
+    if label_png is not None:
+        members.append((f"{key}.{LABEL}", label_png))
+    members.append((f"{key}.{RECORD}", record.to_json()))
+    if box_embeddings is not None:
+        members.append((f"{key}.{BOX_EMBEDDINGS}", box_embeddings))
+    return members
+
+
+class SampleError(ValueError):
+    """A shard sample that cannot be used; names the sample key and the reason."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"sample {key}: {reason}")
+
+
+@dataclass(frozen=True)
+class ShardSample:
+    """One sample as read from a shard, members still encoded (decoding is the reader's job)."""
+
+    key: str
+    record: ShardRecord
+    image: bytes
+    image_ext: str
+    label_png: bytes | None
+    box_embeddings: np.ndarray | None  # float32 [num_boxes, D]
+
+
+def parse_sample(raw: dict) -> ShardSample:
+    """A raw webdataset sample (member suffix -> bytes, plus "__key__") -> ShardSample, or SampleError."""
+    key = raw.get("__key__", "?")
+    if RECORD not in raw:
+        raise SampleError(key, "no .json record")
+    try:
+        record = ShardRecord.model_validate_json(raw[RECORD])
+    except ValidationError as e:
+        first = e.errors()[0]
+        if first["type"] == "json_invalid":
+            raise SampleError(key, f".json record is not valid JSON: {first['msg']}") from None
+        where = ".".join(str(p) for p in first["loc"])
+        raise SampleError(key, f".json record: {where}: {first['msg']}") from None
+    # webdataset also spells JPEG "jpeg"; shards written here never do.
+    ext = next((e for e in (*IMAGE_EXTS, "jpeg") if e in raw), None)
+    if ext is None:
+        members = sorted(k for k in raw if not k.startswith("__"))
+        raise SampleError(key, f"no image member (.jpg or .png); members: {members}")
+    if LABEL not in raw and record.supervision is not Supervision.box:
+        raise SampleError(key, f"{record.supervision.value} supervision but no .{LABEL}")
+    vectors = None
+    if BOX_EMBEDDINGS in raw:
+        import numpy as np
+
+        vectors = np.load(io.BytesIO(raw[BOX_EMBEDDINGS])).astype(np.float32)
+        n = len(record.boxes or [])
+        if vectors.ndim != 2 or vectors.shape[0] != n:
+            raise SampleError(key, f"{BOX_EMBEDDINGS} has shape {vectors.shape}, expected [{n}, D]")
+    return ShardSample(key, record, raw[ext], ext, raw.get(LABEL), vectors)
