@@ -25,7 +25,7 @@ TINY_VIT = {
 def tiny_spec(tmp_path: Path) -> str:
     config = tmp_path / "ssiw-tiny-vit.json"
     config.write_text(json.dumps(TINY_VIT))
-    return f"open_clip:{config}:none"
+    return f"open_clip:{config}:random"
 
 
 def _samples(out: Path):
@@ -76,7 +76,7 @@ def test_missing_weights_say_how_to_supply_them(tmp_path: Path):
     with pytest.raises(BoxEmbeddingError, match=r"cannot load weights .*local .*checkpoint"):
         box_embedder(f"open_clip:{config}:{tmp_path / 'missing.safetensors'}")
     with pytest.raises(BoxEmbeddingError, match="has no model 'no-such-model'"):
-        box_embedder("open_clip:no-such-model:none")
+        box_embedder("open_clip:no-such-model:random")
     with pytest.raises(BoxEmbeddingError, match="expected open_clip:MODEL:PRETRAINED"):
         parse_spec("clip:ViT-B-32")
     assert parse_spec("open_clip:ViT-B-32:laion2b_s34b_b79k") == ("ViT-B-32", "laion2b_s34b_b79k")

@@ -10,9 +10,9 @@ import torch
 import torch.multiprocessing as mp
 from typer.testing import CliRunner
 
+from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.config import TrainConfig, load_config
 from trainer.evaluate import evaluate_checkpoint, samples_from_shards
-from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.train import run_training
 
 TABLE_SIZES = {"a": 4, "b": 4, "c": 4}
@@ -138,6 +138,9 @@ def test_eval_and_segment_commands(shard_dir, tmp_path):
     label = np.asarray(Image.open(tmp_path / "seg" / "img.label.png"))
     assert label.shape == (30, 40) and label.max() < 4
     assert Image.open(tmp_path / "seg" / "img.overlay.png").size[0] > 40  # legend beside the image
+    # --label texts go through pipeline.embed.adhoc, which refuses an empty description before loading anything.
+    res = runner.invoke(app, ["segment", str(ckpt), str(image), "--label", "wall:", "--out", str(tmp_path / "adhoc")])
+    assert res.exit_code == 1 and "description after the colon is empty" in res.output
 
     res = runner.invoke(app, ["eval", str(ckpt), "--dataset", "zzz", "--shards", str(shard_dir)])
     assert res.exit_code == 1 and "zzz" in res.output

@@ -110,8 +110,9 @@ def segment(
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
     """Write a label PNG and a coloured overlay with a legend for each image."""
+    from pipeline.embed.adhoc import encode_labels, parse_labels
     from trainer.evaluate import class_names_for
-    from trainer.infer import Predictor, encode_label_texts
+    from trainer.infer import Predictor
     from trainer.segment import segment_images
 
     if (dataset is None) == (not label):
@@ -127,7 +128,8 @@ def segment(
             vectors = predictor.vectors_for(dataset, tab)
             names = class_names_for(dataset, len(vectors), taxonomies)
         else:
-            names, vectors = encode_label_texts(label, encoder or predictor.encoder or "minilm")
+            labels = parse_labels(label)
+            names, vectors = [x.name for x in labels], encode_labels(labels, encoder or predictor.encoder or "minilm")
         written = segment_images(predictor, images, vectors, names, out,
                                  [scale or int(predictor.config.get("short_edge", 1080))], sliding)
     except (FileNotFoundError, KeyError, ValueError) as e:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.checkpoint import load_checkpoint
+from trainer.labels import LabelSpace
 
 
 @dataclass
@@ -17,8 +18,12 @@ class Predictor:
     log_tau: float
     device: object
     config: dict
-    label_space: dict
-    encoder: str | None = None
+    label_space: LabelSpace
+
+    @property
+    def encoder(self) -> str | None:
+        """The training table's text encoder: new label texts must be embedded with it."""
+        return self.label_space.encoder
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Predictor:
@@ -28,21 +33,20 @@ class Predictor:
 
         state = load_checkpoint(path)
         cfg = state["config"]
-        dim = int(np.asarray(state["label_space"]["vectors"]).shape[1])
-        net = build_model(cfg["model"], dim, None, cfg.get("width", 32))
+        space = LabelSpace.from_dict(state["label_space"])
+        net = build_model(cfg["model"], space.vectors.shape[1], None, cfg.get("width", 32))
         net.load_state_dict(state["model"])
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         net.to(dev).eval()
         log_tau = float(state["criterion"]["log_tau"])
-        return cls(net, log_tau, dev, cfg, state["label_space"], state["label_space"].get("encoder"))
+        return cls(net, log_tau, dev, cfg, space)
 
     def vectors_for(self, dataset: str, table=None) -> np.ndarray:
         """The dataset's label vectors: from the table when given, else from the training label space."""
         if table is not None:
             return np.asarray(table.vectors, dtype=np.float32)[np.asarray(table.rows_for(dataset))]
-        ls = self.label_space
-        if dataset in ls["columns"]:
-            return np.asarray(ls["vectors"])[np.asarray(ls["columns"][dataset])]
+        if dataset in self.label_space.columns:
+            return self.label_space.dataset_vectors(dataset)
         raise KeyError(f"{dataset!r} was not a training dataset of this checkpoint; give --table to embed its labels")
 
     def scores(self, image: np.ndarray, vectors: np.ndarray, scales: list[int], window: tuple[int, int] | None = None,
@@ -106,20 +110,3 @@ class Predictor:
 
     def predict(self, image, vectors, scales, window=None, flip=False) -> np.ndarray:
         return self.scores(image, vectors, scales, window, flip).argmax(0).astype(np.int64)
-
-
-def encode_label_texts(labels: list[str], encoder: str) -> tuple[list[str], np.ndarray]:
-    """'deer: a hoofed animal ...' -> name 'deer' and the embedding of 'An image of deer. a hoofed animal ...'
-    (the architecture's label text), encoded with the table's text encoder."""
-    from pipeline.embed.encoders import get_encoder
-
-    names, texts = [], []
-    for item in labels:
-        name, _, description = item.partition(":")
-        name, description = name.strip(), description.strip()
-        if not name:
-            raise ValueError(f"--label {item!r}: expected 'name: description'")
-        names.append(name)
-        texts.append(f"An image of {name}. {description}".strip() if description else name)
-    vectors = np.asarray(get_encoder(encoder).encode(texts), dtype=np.float32)
-    return names, vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

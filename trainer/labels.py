@@ -1,5 +1,5 @@
 """The training label space: which embedding-table rows the softmax runs over, and where each
-dataset's class indices land among them."""
+dataset's class indices land among them. A checkpoint stores it (to_dict) so inference needs no table."""
 
 from __future__ import annotations
 
@@ -27,7 +27,19 @@ class LabelSpace:
         rows = np.unique(np.concatenate(list(per.values())))
         vectors = np.asarray(table.vectors, dtype=np.float32)[rows]
         columns = {name: np.searchsorted(rows, r) for name, r in per.items()}
-        return cls(list(datasets), rows, vectors, columns, getattr(table, "encoder", None))
+        return cls(list(datasets), rows, vectors, columns, table.encoder)
+
+    def to_dict(self) -> dict:
+        """Plain lists and arrays, as the checkpoint's "label_space" entry."""
+        return {"datasets": self.datasets, "rows": self.rows, "vectors": self.vectors, "columns": self.columns,
+                "encoder": self.encoder}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> LabelSpace:
+        return cls(
+            list(state["datasets"]), np.asarray(state["rows"]), np.asarray(state["vectors"], dtype=np.float32),
+            {name: np.asarray(c) for name, c in state["columns"].items()}, state.get("encoder"),
+        )
 
     def column_mask(self, dataset: str) -> np.ndarray:
         mask = np.zeros(len(self.rows), dtype=bool)

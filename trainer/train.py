@@ -211,8 +211,7 @@ def _save(run_dir: Path, cfg, model, optimizer, scheduler, space: LabelSpace, st
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "torch_rng": torch.get_rng_state(),
         "config": json.loads(cfg.model_dump_json()),
-        "label_space": {"datasets": space.datasets, "rows": space.rows, "vectors": space.vectors,
-                        "columns": space.columns, "encoder": space.encoder},
+        "label_space": space.to_dict(),
     }
     save_checkpoint(run_dir / "checkpoints" / f"step-{step:07d}.pt", state)
 

@@ -2,8 +2,9 @@
 
 Spec: `open_clip:MODEL:PRETRAINED`. MODEL is an open_clip model name, or a path to a model config
 JSON (registered under its file stem, handy for small test models). PRETRAINED is an open_clip
-pretrained tag, a path to a local checkpoint, or `none` for random weights (tests only: every
-worker seeds the same, but the vectors mean nothing). Without this option the trainer falls back to
+pretrained tag, a path to a local checkpoint, or `random` for random weights (tests only: every
+worker seeds the same, but the vectors mean nothing). Loaded by pipeline.embed.encoders.load_open_clip,
+the same loader as the text encoder. Without this option the trainer falls back to
 the box class's text embedding.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -25,40 +25,24 @@ class BoxEmbeddingError(RuntimeError):
     pass
 
 
-def parse_spec(spec: str) -> tuple[str, str | None]:
+def parse_spec(spec: str) -> tuple[str, str]:
     parts = spec.split(":", 2)
     if len(parts) != 3 or parts[0] != "open_clip" or not parts[1] or not parts[2]:
         raise BoxEmbeddingError(
             f"--box-embeddings {spec!r}: expected open_clip:MODEL:PRETRAINED, e.g. open_clip:ViT-B-32:laion2b_s34b_b79k"
         )
-    pretrained = None if parts[2].lower() == "none" else parts[2]
-    return parts[1], pretrained
+    return parts[1], parts[2]
 
 
 @lru_cache(maxsize=2)
 def _load(spec: str):
     """One model per worker process, loaded on first use."""
-    import open_clip
-    import torch
+    from pipeline.embed.encoders import EncoderError, load_open_clip
 
-    model_name, pretrained = parse_spec(spec)
-    if model_name.endswith(".json"):
-        open_clip.add_model_config(model_name)
-        model_name = Path(model_name).stem
-    if open_clip.get_model_config(model_name) is None:
-        raise BoxEmbeddingError(f"--box-embeddings {spec!r}: open_clip has no model {model_name!r}")
-    torch.manual_seed(0)  # only matters for pretrained=none: the same random weights in every worker
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
-    except Exception as e:
-        raise BoxEmbeddingError(
-            f"--box-embeddings {spec!r}: cannot load weights {pretrained!r} for {model_name} ({type(e).__name__}: {e}). "
-            "Download them once on a machine with network access (they are cached under ~/.cache/huggingface; "
-            "copy that folder here), or pass PRETRAINED as the path of a local .bin/.pt/.safetensors checkpoint."
-        ) from e
-    model.eval()
-    dim = int(open_clip.get_model_config(model_name)["embed_dim"])
-    return model, preprocess, dim
+        return load_open_clip(*parse_spec(spec))
+    except EncoderError as e:
+        raise BoxEmbeddingError(f"--box-embeddings {spec!r}: {e}") from e
 
 
 def box_embedder(spec: str) -> Callable[[Sample], np.ndarray]:

@@ -123,6 +123,58 @@ class MiniLMEncoder(TextEncoder):
 RANDOM_WEIGHTS = "random"  # open_clip:MODEL:random -> seeded random initialisation (tests, benchmarks)
 
 
+def is_checkpoint_path(pretrained: str) -> bool:
+    return "/" in pretrained or Path(pretrained).suffix in (".pt", ".bin", ".pth", ".safetensors")
+
+
+def _how_to_supply(model_name: str, pretrained: str) -> str:
+    tag = "openai" if is_checkpoint_path(pretrained) else pretrained
+    return (
+        f"To use real weights without internet here, download the checkpoint on a connected machine "
+        f"(e.g. python -c \"import open_clip; open_clip.create_model('{model_name}', pretrained='{tag}')\" fills "
+        f"the Hugging Face cache, or fetch open_clip_pytorch_model.bin from the model's Hugging Face page), copy the "
+        f"file here and pass its path as a local checkpoint: open_clip:{model_name}:/path/to/open_clip_pytorch_model.bin "
+        f"(or copy the whole cache and set HF_HOME). For a quick test without weights use "
+        f"open_clip:{model_name}:{RANDOM_WEIGHTS}."
+    )
+
+
+def load_open_clip(model_name: str, pretrained: str) -> tuple[Any, Any, int]:
+    """(model in eval mode on the CPU, image preprocessing, embedding dim): the one open_clip loader.
+
+    MODEL is an open_clip name or a model config JSON (registered under its file stem: small test
+    models); PRETRAINED an open_clip tag, a local checkpoint path, or RANDOM_WEIGHTS."""
+    import open_clip
+    import torch
+
+    if model_name.endswith(".json"):
+        open_clip.add_model_config(model_name)
+        model_name = Path(model_name).stem
+    if open_clip.get_model_config(model_name) is None:
+        raise EncoderError(
+            f"open_clip has no model {model_name!r}; see open_clip.list_models() (e.g. ViT-B-32, ViT-S-32-alt)"
+        )
+    if is_checkpoint_path(pretrained) and not Path(pretrained).expanduser().is_file():
+        raise EncoderError(f"{pretrained}: checkpoint file not found, so open_clip cannot load weights for "
+                           f"{model_name!r}. " + _how_to_supply(model_name, pretrained))
+    try:
+        if pretrained == RANDOM_WEIGHTS:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # the same random weights on every run and in every worker
+                model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
+        else:
+            tag_or_path = str(Path(pretrained).expanduser()) if is_checkpoint_path(pretrained) else pretrained
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=tag_or_path, require_pretrained=True
+            )
+    except (RuntimeError, OSError, ValueError) as e:
+        raise EncoderError(
+            f"open_clip cannot load weights {pretrained!r} for {model_name!r}: {e}. "
+            + _how_to_supply(model_name, pretrained)
+        ) from e
+    return model.eval(), preprocess, int(open_clip.get_model_config(model_name)["embed_dim"])
+
+
 @register
 class OpenClipEncoder(TextEncoder):
     """The text tower of an open_clip model. PRETRAINED is an open_clip tag (default "openai"), a
@@ -140,12 +192,7 @@ class OpenClipEncoder(TextEncoder):
 
     @property
     def is_path(self) -> bool:
-        return "/" in self.pretrained or Path(self.pretrained).suffix in (
-            ".pt",
-            ".bin",
-            ".pth",
-            ".safetensors",
-        )
+        return is_checkpoint_path(self.pretrained)
 
     @property
     def spec(self) -> str:
@@ -168,45 +215,13 @@ class OpenClipEncoder(TextEncoder):
         stat = path.stat() if path.exists() else None
         return f"{self.spec}|{stat.st_size if stat else 'absent'}|{stat.st_mtime_ns if stat else ''}"
 
-    def _how_to_supply(self) -> str:
-        return (
-            f"To use real weights without internet here, download the checkpoint on a connected machine "
-            f"(e.g. python -c \"import open_clip; open_clip.create_model('{self.model_name}', "
-            f"pretrained='{self.pretrained if not self.is_path else 'openai'}')\" fills the Hugging Face cache, "
-            f"or fetch open_clip_pytorch_model.bin from the model's Hugging Face page), copy the file here and pass "
-            f"its path: --encoder open_clip:{self.model_name}:/path/to/open_clip_pytorch_model.bin "
-            f"(or copy the whole cache and set HF_HOME). For a quick test without weights use "
-            f"open_clip:{self.model_name}:{RANDOM_WEIGHTS}."
-        )
-
     def _load(self, device: str) -> Any:
         import open_clip
-        import torch
 
-        if self.model_name not in open_clip.list_models():
-            raise EncoderError(
-                f"open_clip has no model {self.model_name!r}; see open_clip.list_models() (e.g. ViT-B-32, ViT-S-32-alt)"
-            )
-        if self.is_path and not Path(self.pretrained).expanduser().is_file():
-            raise EncoderError(f"{self.pretrained}: checkpoint file not found. " + self._how_to_supply())
-        try:
-            if self.pretrained == RANDOM_WEIGHTS:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(0)  # the same random weights on every run
-                    model = open_clip.create_model(self.model_name, pretrained=None)
-            else:
-                pretrained = str(Path(self.pretrained).expanduser()) if self.is_path else self.pretrained
-                model = open_clip.create_model(
-                    self.model_name, pretrained=pretrained, require_pretrained=True
-                )
-        except RuntimeError as e:
-            raise EncoderError(
-                f"open_clip could not load weights {self.pretrained!r} for {self.model_name!r}: {e}. "
-                + self._how_to_supply()
-            ) from e
+        model, _, _ = load_open_clip(self.model_name, self.pretrained)
         if hasattr(model, "visual"):
             model.visual = None  # only the text tower is used
-        model.eval().to(device)
+        model.to(device)
         self._tokenizer = open_clip.get_tokenizer(self.model_name)
         return model
 

@@ -121,6 +121,7 @@ class TinyTable:
     labels: list[str]
     vectors: np.ndarray
     lookup: dict[str, list[int]]
+    encoder: str = "synthetic"
 
     @property
     def dim(self) -> int:
@@ -193,4 +194,4 @@ def write_tiny_table(path: Path, table: TinyTable) -> Path:
     lookup = [LookupRow(name, i, f"class {i}", table.labels[row], int(row))
               for name, rows in table.lookup.items() for i, row in enumerate(rows)]
     return write_table(Path(path), table.labels, [f"An image of {x}." for x in table.labels], table.vectors,
-                       "synthetic", "sentence", "synthetic", lookup)
+                       table.encoder, "sentence", "synthetic", lookup)
