@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-# Every Ray port binds to 127.0.0.1 with this set (see DEVELOPERS.md); set before ray is imported.
+# Every Ray port binds to 127.0.0.1 with this set, so tests never listen on the network or join another
+# cluster; set before ray is imported.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from pipeline.demo.corpus import CorpusSize
+from pipeline.demo.layout import HELDOUT, Paths
 from pipeline.demo.report import heldout_chance
-from pipeline.demo.run import HELDOUT, Paths, Settings, run_demo
+from pipeline.demo.run import Settings, run_demo
 
 
 def test_demo_runs_every_step_and_beats_chance(tmp_path):

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from pipeline.demo.corpus import CorpusSize
-from pipeline.demo.run import HELDOUT, TRAIN_SPLITS, Paths, Settings, StepFailed, Timer, evaluate, prepare, train
+from pipeline.demo.layout import HELDOUT, TRAIN_SPLITS, Paths
+from pipeline.demo.run import Settings, StepFailed, Timer, evaluate, prepare, train
 
 NOISY = "demo-openimages"
 

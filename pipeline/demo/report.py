@@ -9,27 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.taxonomy.yaml_io import read_yaml
-
-
-def _roots(p) -> dict[str, Path]:
-    return {name: Path(root) for name, root in read_yaml(p.out / "roots.yaml").items()}
-
-
-def first_validation_items(p, per_dataset: int) -> dict:
-    """dataset -> its first validation WorkItems, planned by the dataset's own reader."""
-    from pipeline.convert.readers import get_reader
-    from pipeline.demo.run import VAL_SPLITS
-    from pipeline.taxonomy.load import load_taxonomy_set
-
-    taxset = load_taxonomy_set(p.taxonomies)
-    roots = _roots(p)
-    items = {}
-    for dataset, split in VAL_SPLITS.items():
-        tax = taxset.dataset(dataset)
-        planned = get_reader(tax.format).plan(tax, roots[dataset], split)
-        items[dataset] = [item for _, item in zip(range(per_dataset), planned)]
-    return items
+from pipeline.demo.layout import HELDOUT, VAL_SPLITS, first_validation_items
 
 
 def chance_miou(targets: list[np.ndarray], k: int) -> float:
@@ -154,8 +134,6 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def write_demo_report(p, run: Path, heldout_json: Path, in_domain_json: Path, timings, total_s: float) -> Path:
-    from pipeline.demo.run import HELDOUT, VAL_SPLITS
-
     heldout = json.loads(heldout_json.read_text())
     in_domain = json.loads(in_domain_json.read_text())
     chance, k = heldout_chance(p, HELDOUT, VAL_SPLITS[HELDOUT])

@@ -13,13 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.demo import report
 from pipeline.demo.corpus import CorpusSize, write_corpus
+from pipeline.demo.layout import HELDOUT, TRAIN_SPLITS, VAL_SPLITS, Paths, first_validation_items
 from pipeline.taxonomy.yaml_io import dump_yaml
-
-TRAIN_SPLITS = {"demo-ade": "training", "demo-coco": "train2017", "demo-openimages": "train", "demo-objects365": "train"}
-VAL_SPLITS = {"demo-ade": "validation", "demo-coco": "val2017", "demo-openimages": "validation",
-              "demo-objects365": "val", "demo-heldout": "val"}
-HELDOUT = "demo-heldout"
 
 
 class StepFailed(RuntimeError):
@@ -33,39 +30,6 @@ class Settings:
     size: CorpusSize = field(default_factory=CorpusSize)
     seed: int = 0
     model: str = "resnet18"
-
-
-@dataclass
-class Paths:
-    """Every file the demo reads or writes, derived from the output folder."""
-
-    out: Path
-
-    @property
-    def taxonomies(self) -> Path:
-        return self.out / "taxonomies"
-
-    @property
-    def cache(self) -> Path:
-        return self.out / "cache"
-
-    @property
-    def shards(self) -> Path:
-        return self.out / "shards"
-
-    @property
-    def runs(self) -> Path:
-        return self.out / "runs"
-
-    @property
-    def figures(self) -> Path:
-        return self.out / "figures"
-
-    def table(self, mode: str = "sentence") -> Path:
-        return self.cache / "embeddings" / f"minilm-{mode}.parquet"
-
-    def eval_dir(self, run: str, dataset: str) -> Path:
-        return self.out / "eval" / run / dataset
 
 
 class Timer:
@@ -154,8 +118,6 @@ def evaluate(p: Paths, timer: Timer, run: Path, dataset: str, mode: str = "sente
 
 def segment_examples(p: Paths, timer: Timer, run: Path, per_dataset: int = 2) -> dict[str, list[Path]]:
     """Label the first validation images of every dataset with that dataset's own label names."""
-    from pipeline.demo.report import first_validation_items
-
     images: dict[str, list[Path]] = {}
     with timer.step("Segment example images with each dataset's label sentences"):
         for dataset, items in first_validation_items(p, per_dataset).items():
@@ -167,8 +129,6 @@ def segment_examples(p: Paths, timer: Timer, run: Path, per_dataset: int = 2) ->
 
 
 def run_demo(s: Settings) -> Path:
-    from pipeline.demo import report
-
     p, timer = Paths(s.out), Timer()
     started = time.perf_counter()
     prepare(p, s, timer)
