@@ -18,8 +18,7 @@ import pytest
 from fixtures_gen.every_taxonomy import BUILDERS, NoBuilder, dense_pairs
 from fixtures_gen.layout import TAXONOMIES, shipped, with_changes
 
-from pipeline.convert.readers import READERS, BadSample, get_reader
-from pipeline.taxonomy.formats import KNOWN_FORMATS
+from pipeline.convert.readers import FORMATS, BadSample, get_reader
 from pipeline.taxonomy.load import dataset_paths, load_dataset_file
 
 DATASET_YAMLS = dataset_paths(TAXONOMIES)
@@ -38,7 +37,7 @@ def test_every_dataset_yaml_is_found():
 
 
 def test_every_known_format_has_a_fixture_builder():
-    assert set(BUILDERS) == set(KNOWN_FORMATS) == set(READERS)
+    assert set(BUILDERS) == set(FORMATS)
 
 
 @pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
@@ -368,7 +367,7 @@ def test_idd_polygon_only_frame_pairs_by_folder(tmp_path):
 @pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
 def test_every_format_option_is_read_by_the_reader(path):
     tax = load(path)
-    unread = set(tax.format_options) - READERS[tax.format].options
+    unread = set(tax.format_options) - FORMATS[tax.format].options
     assert not unread, f"{path.name}: format_options {sorted(unread)} are not read by the {tax.format} reader"
 
 

@@ -7,8 +7,7 @@ import numpy as np
 from fixtures_gen.generated import write_bdd100k, write_idd, write_objects365, write_openimages
 from fixtures_gen.layout import shipped
 
-from pipeline.convert.readers import READERS, cocojson, get_reader
-from pipeline.taxonomy.formats import KNOWN_FORMATS
+from pipeline.convert.readers import FORMATS, cocojson, get_reader
 
 
 def read_all(tax, root, split):
@@ -18,8 +17,8 @@ def read_all(tax, root, split):
 
 
 def test_registry_covers_every_known_format():
-    assert set(READERS) == set(KNOWN_FORMATS)
-    assert all(get_reader(name) is READERS[name] for name in KNOWN_FORMATS)
+    assert all(get_reader(name) is FORMATS[name] and FORMATS[name].name == name for name in FORMATS)
+    assert all(callable(f._reader().plan) and callable(f._reader().read) for f in FORMATS.values())
 
 
 def test_openimages_masks_resized_composed_smaller_wins(tmp_path):
@@ -96,4 +95,4 @@ def test_plan_is_sorted_deterministic_and_picklable(tmp_path):
         assert keys == sorted(set(keys))
         assert all(re.fullmatch(r"[A-Za-z0-9_-]+", k) for k in keys)
         assert pickle.loads(pickle.dumps(first)) == first
-        assert pickle.loads(pickle.dumps(reader)).read is reader.read
+        assert pickle.loads(pickle.dumps(reader)) is reader

@@ -82,7 +82,7 @@ def test_used_labels_are_well_written(loaded):
 def test_reader_maps_json_category_ids_through_the_taxonomy(loaded, tmp_path):
     """A tiny dataset in the release layout: file_name as the JSON writes it (images/v1/patch8/...)
     while the image sits at images/train/patch8/...; category ids come out as class indices."""
-    from pipeline.convert.readers.objects365 import READER
+    from pipeline.convert.readers import get_reader
 
     tax, _ = loaded
     image = tmp_path / "images" / "train" / "patch8" / "objects365_v1_00420917.jpg"
@@ -100,9 +100,9 @@ def test_reader_maps_json_category_ids_through_the_taxonomy(loaded, tmp_path):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "zhiyuan_objv2_train.json").write_text(json.dumps(index))
 
-    items = list(READER.plan(tax, tmp_path, "train"))
+    items = list(get_reader("objects365").plan(tax, tmp_path, "train"))
     assert len(items) == 1
-    sample = READER.read(tax, items[0])
+    sample = get_reader("objects365").read(tax, items[0])
     assert (sample.width, sample.height) == (40, 30)
     # Duck (137) -> index 136; Table Tennis (365) -> 364, its box clipped to the image.
     assert sample.boxes == [[2, 3, 13, 11, 136], [30, 20, 40, 30, 364]]

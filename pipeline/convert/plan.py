@@ -91,7 +91,11 @@ def estimate_sizes(items: list[WorkItem], threads: int = 16) -> list[int]:
 def _fingerprint(items: list[WorkItem], sizes: list[int], options: str) -> str:
     h = hashlib.sha256(options.encode())
     for it, size in zip(items, sizes):
-        h.update(json.dumps([it.key, it.image, it.annotation, it.extra, size], sort_keys=True, default=str).encode())
+        # The typed fields join the format's extra data as one mapping, as they were before they had
+        # their own fields, so shards finished by an earlier version still count as done.
+        typed = {"sources": it.sources, "index": it.index, "error": it.error}
+        data = {**it.extra, **{k: v for k, v in typed.items() if v}}
+        h.update(json.dumps([it.key, it.image, it.annotation, data, size], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from pipeline.taxonomy.formats import KNOWN_FORMATS
+from pipeline.convert.readers import FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
 from pipeline.taxonomy.yaml_io import read_yaml
 
@@ -116,10 +116,14 @@ def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
     problems: list[Problem] = []
     if path.stem != tax.name:
         problems.append(Problem(path, "name", f"{tax.name!r} differs from the file name {path.stem!r}"))
-    if tax.format not in KNOWN_FORMATS:
-        problems.append(
-            Problem(path, "format", f"unknown format {tax.format!r}; known: {', '.join(KNOWN_FORMATS)}")
-        )
+    if tax.format not in FORMATS:
+        problems.append(Problem(path, "format", f"unknown format {tax.format!r}; known: {', '.join(FORMATS)}"))
+    elif tax.supervision.value not in FORMATS[tax.format].supervision:
+        kinds = ", ".join(sorted(FORMATS[tax.format].supervision))
+        problems.append(Problem(
+            path, "supervision", f"{tax.supervision.value!r} supervision needs a box format, not {tax.format!r}"
+            if tax.supervision.value == "box" else f"the {tax.format!r} reader gives only {kinds} supervision"
+        ))
     if tax.declared_classes is not None and tax.declared_classes != tax.num_classes:
         problems.append(
             Problem(
@@ -141,8 +145,6 @@ def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
     for name, count in Counter(tax.class_names).items():
         if count > 1:
             problems.append(Problem(path, "classes", f"class name {name!r} appears {count} times"))
-    if tax.supervision.value == "box" and tax.format not in ("objects365", "coco_instances"):
-        problems.append(Problem(path, "supervision", f"'box' supervision needs a box format, not {tax.format!r}"))
     return problems
 
 

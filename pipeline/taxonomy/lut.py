@@ -1,4 +1,4 @@
-"""Raw pixel value -> contiguous class index, as a numpy lookup table.
+"""Raw id -> contiguous class index: the lookup tables and the one mapper every reader uses.
 
 Unknown raw values map to UNKNOWN so a reader can refuse the sample (quarantine) instead of
 silently producing a wrong label. Ignored raw values map to the taxonomy's ignore index.
@@ -34,9 +34,9 @@ def integer_lut(tax: DatasetTaxonomy, size: int) -> np.ndarray:
 
 
 class UnknownRawValues(ValueError):
-    def __init__(self, values: list[int]):
-        self.values = values
-        super().__init__(f"raw label value(s) not in the taxonomy: {values[:10]}")
+    def __init__(self, values: list, what: str = "raw label value(s)"):
+        self.values, self.what = values, what
+        super().__init__(f"{what} not in the taxonomy: {values[:10]}")
 
 
 def _is_u8_plane(values: np.ndarray) -> bool:
@@ -107,3 +107,82 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray, dtype: str) -> np.ndarray:
     if lut.size > 65536:  # casting a huge table per call would cost more than the cast of the result
         return lut[raw].astype(dtype)
     return lookup(lut.astype(dtype), raw)
+
+
+class RawMapper:
+    """Raw id -> class for one taxonomy: the one place readers map raw values (DatasetTaxonomy.mapper).
+
+    Tables are built on first use and kept on the taxonomy object, so a reader never walks the class
+    list per image. Unknown raw values raise UnknownRawValues; the reader names the file."""
+
+    def __init__(self, tax: DatasetTaxonomy):
+        self.tax = tax
+        self.table = tax.raw_to_target()  # raw id (int or str) -> class index or ignore index
+        self._largest = max((r for r in self.table if isinstance(r, int)), default=0)
+        self._luts: dict[int, np.ndarray] = {}
+        self._table8: tuple[np.ndarray, np.ndarray, list[int]] | None = None
+
+    def __reduce__(self):  # tables are rebuilt where used, never shipped to Ray workers
+        return (RawMapper, (self.tax,))
+
+    def target(self, raw_id: object) -> int:
+        """One raw id (integer, or a string such as an OpenImages MID) -> class or ignore index."""
+        if raw_id not in self.table:
+            raise UnknownRawValues([raw_id])
+        return self.table[raw_id]
+
+    def lut(self, size: int) -> np.ndarray:
+        if size not in self._luts:
+            self._luts[size] = integer_lut(self.tax, size)
+        return self._luts[size]
+
+    def _lut_size(self, raw: np.ndarray) -> int:
+        if raw.dtype == np.uint8:
+            size = 256
+        elif raw.dtype == np.uint16:
+            size = 65536
+        else:
+            if raw.size and int(raw.min()) < 0:
+                raise UnknownRawValues(sorted(set(raw[raw < 0].tolist())), "negative raw label value(s)")
+            size = 1 << max(8, int(raw.max(initial=0)).bit_length())
+        return max(size, self._largest + 1)
+
+    def map_array(self, raw: np.ndarray) -> np.ndarray:
+        """Raw integer label array -> class indices (the taxonomy's label dtype)."""
+        return apply_lut(raw, self.lut(self._lut_size(raw)), self.tax.label_dtype)
+
+    def map_label_image(self, im) -> tuple[np.ndarray, np.ndarray | None]:
+        """map_array for a decoded PIL label image, plus the mapped label's value counts when they
+        come for free. 8-bit L and P (palette index = raw id) images are mapped in PIL: one histogram
+        of the raw values (finds unknown ones, and gives the class counts) and one table lookup."""
+        from PIL import Image
+
+        if im.mode not in ("L", "P"):
+            raw = np.asarray(im)
+            return self.map_array(raw if raw.dtype in (np.uint8, np.uint16) else raw.astype(np.int64)), None
+        if im.mode == "P":  # the same bytes read as L: PIL's histogram and point then see the indices
+            im = Image.frombuffer("L", im.size, im.tobytes(), "raw", "L", 0, 1)
+        lut, table, table_list = self._eight_bit()
+        raw_counts = np.asarray(im.histogram(), dtype=np.int64)
+        bad = unknown_values(raw_counts, lut)
+        if bad:
+            raise UnknownRawValues(bad)
+        label = np.asarray(im.point(table_list)) if table.dtype == np.uint8 else gather(table, np.asarray(im))
+        return label, regroup_counts(raw_counts, table)
+
+    def _eight_bit(self) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """For 8-bit label images: the raw-id table's first 256 entries (with UNKNOWN), the same in the
+        label dtype (UNKNOWN wraps, but only values checked to be known are looked up), and as a list."""
+        if self._table8 is None:
+            lut = self.lut(self._lut_size(np.empty(0, np.uint8)))[:256]
+            table = lut.astype(self.tax.label_dtype)
+            self._table8 = (lut, table, table.tolist())
+        return self._table8
+
+
+def regroup_counts(counts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Counts of values v -> counts of table[v] (what a histogram of the mapped array would give)."""
+    size = 256 if table.dtype == np.uint8 else int(table.max(initial=0)) + 1
+    out = np.zeros(size, dtype=np.int64)
+    np.add.at(out, table[: counts.size], counts[: table.size])
+    return out

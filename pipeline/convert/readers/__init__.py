@@ -1,41 +1,101 @@
-"""Format readers, by the format name a taxonomy YAML gives (pipeline/taxonomy/formats.py)."""
+"""The format registry: one entry per annotation format a taxonomy YAML may name.
+
+An entry says what the format supports (supervision kinds, the format_options it reads) and where
+its reader lives (pipeline/convert/readers/<module>.py: module-level `plan` and `read`). Everything
+here is plain data, importable without numpy or PIL, so
+`ssiw taxonomy validate` checks formats from this same list and stays fast; a reader module loads on
+first use.
+
+An entry is itself the reader the converter runs (picklable: it holds only names): `plan` refuses
+format_options the format does not read, and `read` raises a planned error (WorkItem.error) as a
+BadSample, here once for every format, so no reader repeats either check.
+"""
 
 from __future__ import annotations
 
-from pipeline.convert.readers import (
-    ade20k,
-    bdd100k,
-    cityscapes,
-    coco_instances,
-    coco_panoptic,
-    idd,
-    mapillary,
-    objects365,
-    openimages_v6,
-    png_folder,
-    sunrgbd,
-)
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-READERS: dict[str, FunctionReader] = {
-    "ade20k": ade20k.READER,
-    "coco_panoptic": coco_panoptic.READER,
-    "mapillary": mapillary.READER,
-    "cityscapes": cityscapes.READER,
-    "bdd100k": bdd100k.READER,
-    "idd": idd.READER,
-    "sunrgbd": sunrgbd.READER,
-    "openimages_v6": openimages_v6.READER,
-    "objects365": objects365.READER,
-    "png_folder": png_folder.READER,
-    "coco_instances": coco_instances.READER,
+if TYPE_CHECKING:
+    from pipeline.convert.readers.base import Sample, WorkItem
+    from pipeline.taxonomy.schema import DatasetTaxonomy
+
+# Options of the readers that pair each label file with its image (pipeline/convert/readers/pairing.py).
+PAIRING_OPTIONS = frozenset({"annotation_suffix", "image_suffix", "pair_by", "scene_list"})
+DENSE = frozenset({"dense", "coarse"})
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    about: str
+    supervision: frozenset[str]  # the taxonomy supervision kinds the reader can produce
+    options: frozenset[str] = frozenset()  # the format_options keys the reader reads
+    module: str = ""  # pipeline.convert.readers.<module>; defaults to the name
+
+    def __reduce__(self):  # a Ray worker gets the registry's own entry
+        return (get_reader, (self.name,))
+
+    def _reader(self):
+        return importlib.import_module(f"pipeline.convert.readers.{self.module or self.name}")
+
+    def plan(self, tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
+        # An option the reader does not read would be silently ignored: refuse it instead.
+        unknown = sorted(set(tax.format_options) - self.options)
+        if unknown:
+            raise ValueError(
+                f"{tax.name}: format_options {unknown} mean nothing to the {self.name!r} reader "
+                f"(it reads: {', '.join(sorted(self.options)) or 'none'})"
+            )
+        return self._reader().plan(tax, Path(root), split)
+
+    def read(self, tax: DatasetTaxonomy, item: WorkItem) -> Sample:
+        if item.error:
+            from pipeline.convert.readers.base import BadSample
+
+            raise BadSample(item.index or item.image, item.error)
+        return self._reader().read(tax, item)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in [
+        Format("ade20k", "ADE20K challenge PNGs (mode L, 0 = other) or full-ADE20K _seg.png (class = R/10*256+G)",
+               DENSE, PAIRING_OPTIONS | {"variant", "map_from_ade"}),
+        Format("coco_panoptic", "COCO panoptic JSON + PNGs (segment id = R + 256*G + 256^2*B)", DENSE),
+        Format("mapillary", "Mapillary Vistas v1.2 / v2.0 palette PNGs (palette index is the class)",
+               DENSE, PAIRING_OPTIONS | {"version"}),
+        Format("cityscapes", "Cityscapes *_gtFine_labelIds.png", DENSE, PAIRING_OPTIONS, "dense"),
+        Format("bdd100k", "BDD100K semantic masks (train ids in an L PNG)", DENSE, PAIRING_OPTIONS, "dense"),
+        Format("idd", "IDD level3 id PNGs, or _polygons.json rasterised with PIL",
+               DENSE, PAIRING_OPTIONS | {"polygon_suffix", "polygon_label_to_level3"}),
+        Format("sunrgbd", "SUN RGB-D 37-class label PNGs", DENSE, PAIRING_OPTIONS, "dense"),
+        Format("openimages_v6", "OpenImages V6 segmentation CSV + per-object binary mask PNGs (noisy)", DENSE),
+        Format("objects365", "Objects365 COCO-format JSON, boxes only", frozenset({"box"})),
+        Format("png_folder", "generic index-valued L/P PNGs, or colour-coded RGB with a colour per class",
+               DENSE, PAIRING_OPTIONS | {"mode", "ignore_colors"}),
+        Format("coco_instances", "generic COCO instances JSON (RLE or polygons via pycocotools)",
+               DENSE | {"box"}),
+    ]
 }
 
 
-def get_reader(name: str) -> FunctionReader:
-    if name not in READERS:
-        raise KeyError(f"no reader for format {name!r}; known: {', '.join(sorted(READERS))}")
-    return READERS[name]
+def get_reader(name: str) -> Format:
+    if name not in FORMATS:
+        raise KeyError(f"no reader for format {name!r}; known: {', '.join(sorted(FORMATS))}")
+    return FORMATS[name]
 
 
-__all__ = ["READERS", "BadSample", "FunctionReader", "Sample", "WorkItem", "get_reader"]
+def __getattr__(name: str):
+    # The reader contract's types, without importing numpy when only the registry is wanted.
+    if name in ("BadSample", "FunctionReader", "Sample", "WorkItem"):
+        from pipeline.convert.readers import base
+
+        return getattr(base, name)
+    raise AttributeError(name)
+
+
+__all__ = ["FORMATS", "PAIRING_OPTIONS", "Format", "get_reader"]

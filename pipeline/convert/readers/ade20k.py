@@ -12,27 +12,19 @@ full: the full ADE20K release's `<name>_seg.png` (RGB): class = (R // 10) * 256 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.common import (
-    check_options,
-    check_size,
-    load_image,
-    make_sample,
-    map_raw,
-    open_label,
-    raise_planned_error,
-)
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.common import check_size, load_image, make_sample, map_raw, open_label
 from pipeline.convert.readers.dense import read_index_png
-from pipeline.convert.readers.pairing import PAIRING_OPTIONS, pair_split
+from pipeline.convert.readers.pairing import pair_split
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 FULL_ID_COUNT = (255 // 10 + 1) * 256  # every value (R // 10) * 256 + G can take
-OPTIONS = PAIRING_OPTIONS | {"variant", "map_from_ade"}
 
 
 def _variant(tax: DatasetTaxonomy) -> str:
@@ -43,12 +35,11 @@ def _variant(tax: DatasetTaxonomy) -> str:
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, OPTIONS)
     root = Path(root)
     items = pair_split(tax, root, split)
     if _variant(tax) == "full":
         table = str(root / str(tax.format_options.get("map_from_ade", "mapFromADE.txt")))
-        items = [WorkItem(i.key, i.image, i.annotation, {**i.extra, "map_from_ade": table}) for i in items]
+        items = [replace(i, extra={**i.extra, "map_from_ade": table}) for i in items]
     return iter(items)
 
 
@@ -82,13 +73,10 @@ def full_class_ids(rgb: np.ndarray) -> np.ndarray:
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     if _variant(tax) == "challenge":
         return read_index_png(tax, item, ("L",))
-    raise_planned_error(item)
     image = load_image(item.image)
     assert item.annotation is not None
     seg = open_label(item.annotation, ("RGB",))
-    check_size(item.annotation, seg.size, image[2], image[3])
+    check_size(item.annotation, seg.size, image.width, image.height)
     challenge = load_map_from_ade(item.extra["map_from_ade"])[full_class_ids(np.asarray(seg))]
     return make_sample(item, image, map_raw(tax, challenge, item.annotation))
 
-
-READER = FunctionReader(plan=plan, read=read, options=OPTIONS)

@@ -1,6 +1,7 @@
 """What every format reader provides: plan the work once, then read one item into a Sample.
 
-A reader is two pure functions. `plan` runs once in the driver and lists the work (it may read a
+A reader is two pure functions (the module-level `plan` and `read` of a format's module, wrapped by
+its entry in the format registry, pipeline/convert/readers/__init__.py). `plan` runs once in the driver and lists the work (it may read a
 large index such as a COCO JSON, once); each WorkItem it yields is small and picklable, so a Ray
 task can carry a shard's worth of them. `read` turns one WorkItem into a Sample, or raises
 BadSample naming the file and the reason, which sends that sample to the quarantine report.
@@ -37,7 +38,12 @@ class WorkItem:
     key: str  # unique within (dataset, split); letters, digits, '-' and '_' only (a tar member stem)
     image: str  # absolute path of the image file
     annotation: str | None = None  # absolute path of the label file, when there is one
-    extra: dict[str, Any] = field(default_factory=dict)  # small per-image data (segments_info, boxes, ...)
+    extra: dict[str, Any] = field(default_factory=dict)  # the format's own per-image data (boxes, masks, ...)
+    sources: dict[str, str] = field(default_factory=dict)  # role -> file relative to the root, for the record
+    index: str | None = None  # the index file (JSON, CSV, id list) the item was planned from
+    # A problem plan() found in the index for this image alone: reading the item raises it as a
+    # BadSample naming `index` (see the format registry), so only that sample is lost.
+    error: str | None = None
 
 
 @dataclass
@@ -65,8 +71,7 @@ class Reader(Protocol):
 
 @dataclass(frozen=True)
 class FunctionReader:
-    """A reader made of two module-level functions (picklable for Ray)."""
+    """A reader made of two module-level functions (picklable for Ray); the tests' stand-in readers."""
 
     plan: Callable[[DatasetTaxonomy, Path, str], Iterator[WorkItem]]
     read: Callable[[DatasetTaxonomy, WorkItem], Sample]
-    options: frozenset[str] = frozenset()  # the format_options keys it reads; plan() refuses others

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.cocojson import (
-    boxes_for,
-    plan_per_image,
-    raise_planned_error,
-)
-from pipeline.convert.readers.common import check_options, load_image, make_sample, paint, raw_table
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.cocojson import boxes_for, plan_per_image
+from pipeline.convert.readers.common import class_of, load_image, make_sample, paint
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, frozenset())  # this format takes no format_options
     dense = tax.supervision.value != "box"
 
     def extra_for(entry: dict, anns: list[dict]) -> dict:
@@ -61,30 +56,25 @@ def decode_mask(segmentation: object, height: int, width: int) -> np.ndarray:
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
-    raise_planned_error(item)
     image = load_image(item.image)
-    width, height = image[2], image[3]
+    width, height = image.width, image.height
     if tax.supervision.value == "box":
         return make_sample(
             item, image, None, boxes=boxes_for(tax, item, item.extra.get("boxes", []), width, height)
         )
 
-    index = item.extra.get("index", item.image)
+    index = item.index or item.image
     if (item.extra.get("width"), item.extra.get("height")) not in ((width, height), (None, None)):
         raise BadSample(
             item.image,
             f"image is {width}x{height} but the index says {item.extra['width']}x{item.extra['height']}",
         )
-    table = raw_table(tax)
     masks = []
     for segmentation, category in item.extra.get("masks", []):
-        if category not in table:
-            raise BadSample(index, f"{item.key}: category id {category!r} not in taxonomy {tax.name!r}")
+        target = class_of(tax, category, index, f"{item.key}: category id")
         try:
-            masks.append((decode_mask(segmentation, height, width), table[category]))
+            masks.append((decode_mask(segmentation, height, width), target))
         except (TypeError, ValueError, KeyError) as e:
             raise BadSample(index, f"{item.key}: malformed segmentation: {e}") from None
     return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
 
-
-READER = FunctionReader(plan=plan, read=read, options=frozenset())

@@ -13,29 +13,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.cocojson import (
-    image_item,
-    load_index,
-    raise_planned_error,
-    split_paths,
-    unique_sorted,
-)
-from pipeline.convert.readers.common import (
-    check_options,
-    check_size,
-    load_image,
-    make_sample,
-    open_label,
-    raw_table,
-    regroup_counts,
-)
-from pipeline.taxonomy.lut import gather, lookup, value_counts
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.cocojson import image_item, load_index, split_paths, unique_sorted
+from pipeline.convert.readers.common import check_size, class_of, load_image, make_sample, open_label
+from pipeline.taxonomy.lut import gather, lookup, regroup_counts, value_counts
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, frozenset())  # these formats take no format_options
     root = Path(root)
     index, images_dir, png_dir = split_paths(tax, root, split)
     if png_dir is None:
@@ -46,21 +31,20 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
         if not isinstance(ann, dict) or not isinstance(ann.get("file_name"), str):
             raise BadSample(index, f"malformed JSON: annotations[{n}] has no 'file_name'")
         png = png_dir / ann["file_name"]
-        extra: dict = {"index": str(index)}
+        extra: dict = {}
+        error = None
         image_entry = images.get(ann.get("image_id"))
         segments = ann.get("segments_info")
         try:
             extra["segments"] = [(int(s["id"]), s["category_id"]) for s in segments]
         except (TypeError, KeyError, ValueError):
-            extra["error"] = f"annotations[{n}] ({ann['file_name']}): malformed segments_info"
+            error = f"annotations[{n}] ({ann['file_name']}): malformed segments_info"
         if image_entry is None:
-            extra["error"] = (
-                f"annotations[{n}] ({ann['file_name']}): image_id {ann.get('image_id')!r} not in 'images'"
-            )
+            error = f"annotations[{n}] ({ann['file_name']}): image_id {ann.get('image_id')!r} not in 'images'"
             image = images_dir / (Path(ann["file_name"]).stem + ".jpg")
         else:
             image = images_dir / image_entry["file_name"]
-        items.append(image_item(image.name, image, root, extra, annotation=png))
+        items.append(image_item(image.name, image, root, index, extra, error, annotation=png))
     return iter(unique_sorted(items, f"{tax.name}/{split}"))
 
 
@@ -93,13 +77,11 @@ def segment_slots(png: Image.Image, known: list[int]) -> np.ndarray:
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
-    raise_planned_error(item)
     image = load_image(item.image)
     assert item.annotation is not None
     png = open_label(item.annotation, ("RGB",))
-    check_size(item.annotation, png.size, image[2], image[3])
+    check_size(item.annotation, png.size, image.width, image.height)
 
-    table = raw_table(tax)
     category_of: dict[int, object] = {}
     for seg_id, category in item.extra.get("segments", []):
         if seg_id in category_of:
@@ -117,17 +99,10 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
         if seg_id == 0:
             targets[n] = tax.ignore_index
             continue
-        category = category_of[seg_id]
-        if category not in table:
-            raise BadSample(
-                item.annotation, f"category id {category!r} (segment {seg_id}) not in taxonomy {tax.name!r}"
-            )
-        targets[n] = table[category]
+        targets[n] = class_of(tax, category_of[seg_id], item.annotation, f"segment {seg_id}: category id")
     targets = targets.astype(tax.label_dtype)
     by_slot = np.zeros(256 if slots.dtype == np.uint8 else len(targets), dtype=targets.dtype)
     by_slot[: len(targets)] = targets
     label = lookup(by_slot, slots)
     return make_sample(item, image, label, label_counts=regroup_counts(counts, targets))
 
-
-READER = FunctionReader(plan=plan, read=read, options=frozenset())

@@ -10,12 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.convert.readers.base import BadSample, WorkItem
-from pipeline.convert.readers.common import (
-    raise_planned_error,  # noqa: F401 -- the COCO readers import it here
-    raw_table,
-    relative,
-    sanitize_key,
-)
+from pipeline.convert.readers.common import class_of, relative, sanitize_key
 from pipeline.convert.readers.pairing import split_spec
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -69,7 +64,13 @@ def group_by_image(index: Path, annotations: list) -> tuple[dict[Any, list[dict]
 
 
 def image_item(
-    key_source: str, image: Path, root: Path, extra: dict, annotation: Path | None = None
+    key_source: str,
+    image: Path,
+    root: Path,
+    index: Path,
+    extra: dict,
+    error: str | None = None,
+    annotation: Path | None = None,
 ) -> WorkItem:
     sources = {"image": relative(image, root)}
     if annotation is not None:
@@ -78,7 +79,10 @@ def image_item(
         key=sanitize_key(Path(key_source).stem),
         image=str(image),
         annotation=str(annotation) if annotation is not None else None,
-        extra={**extra, "sources": sources},
+        extra=extra,
+        sources=sources,
+        index=str(index),
+        error=error,
     )
 
 
@@ -107,13 +111,12 @@ def plan_per_image(
         entry = images.get(image_id)
         if entry is None:
             error = f"annotations name image id {image_id!r} that is not in 'images'"
-            items.append(image_item(f"missing-image-{image_id}", images_dir / str(image_id), root,
-                                    {"index": str(index), "error": error}))
+            items.append(image_item(f"missing-image-{image_id}", images_dir / str(image_id), root, index, {}, error))
             continue
-        extra = {"index": str(index), **extra_for(entry, anns)}
-        if image_id in errors:
-            extra["error"] = f"image id {image_id!r}: {errors[image_id]}"
-        items.append(image_item(entry["file_name"], images_dir / entry["file_name"], root, extra))
+        error = f"image id {image_id!r}: {errors[image_id]}" if image_id in errors else None
+        items.append(
+            image_item(entry["file_name"], images_dir / entry["file_name"], root, index, extra_for(entry, anns), error)
+        )
     return iter(unique_sorted(items, f"{tax.name}/{split}"))
 
 
@@ -135,17 +138,15 @@ def clip_box(bbox: Any, width: int, height: int) -> tuple[int, int, int, int] | 
 def boxes_for(tax: DatasetTaxonomy, item: WorkItem, anns: list, width: int, height: int) -> list[list[int]]:
     """[x0, y0, x1, y1, class_index] per kept box: degenerate boxes and ignored classes are dropped;
     an unknown category or a malformed bbox is a BadSample naming the index file."""
-    table = raw_table(tax)
-    index = item.extra.get("index", item.image)
+    index = item.index or item.image
     boxes = []
     for bbox, category in anns:
-        if category not in table:
-            raise BadSample(index, f"{item.key}: category id {category!r} not in taxonomy {tax.name!r}")
+        target = class_of(tax, category, index, f"{item.key}: category id")
         try:
             box = clip_box(bbox, width, height)
         except (TypeError, ValueError) as e:
             raise BadSample(index, f"{item.key}: malformed box: {e}") from None
-        if box is None or table[category] == tax.ignore_index:
+        if box is None or target == tax.ignore_index:
             continue
-        boxes.append([*box, table[category]])
+        boxes.append([*box, target])
     return boxes

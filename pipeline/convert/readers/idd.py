@@ -15,22 +15,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.cocojson import load_json
-from pipeline.convert.readers.common import (
-    check_options,
-    check_size,
-    load_image,
-    make_sample,
-    map_raw,
-    raise_planned_error,
-)
+from pipeline.convert.readers.common import check_size, load_image, make_sample, map_raw
 from pipeline.convert.readers.dense import read_index_png
-from pipeline.convert.readers.pairing import PAIRING_OPTIONS, is_glob, list_files, pair_split, split_spec
+from pipeline.convert.readers.pairing import is_glob, list_files, pair_split, split_spec
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 DEFAULT_POLYGON_SUFFIX = "_gtFine_polygons"
-OPTIONS = PAIRING_OPTIONS | {"polygon_suffix", "polygon_label_to_level3"}
 
 
 def _polygon_files(tax: DatasetTaxonomy, root: Path, split: str) -> tuple[str, list[Path]]:
@@ -50,7 +42,6 @@ def _polygon_files(tax: DatasetTaxonomy, root: Path, split: str) -> tuple[str, l
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, OPTIONS)
     root = Path(root)
     items = {i.key: i for i in pair_split(tax, root, split)}
     poly_suffix = str(tax.format_options.get("polygon_suffix", DEFAULT_POLYGON_SUFFIX))
@@ -61,7 +52,7 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
         # An id PNG, where there is one, wins; a polygon file stands in where the PNG is missing
         # (with an index, the PNG side then carries a "no label file" error).
         png = items.get(item.key)
-        if png is None or (png.extra.get("error") and not item.extra.get("error")):
+        if png is None or (png.error and not item.error):
             items[item.key] = item
     return iter(items[k] for k in sorted(items))
 
@@ -107,14 +98,11 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     assert item.annotation is not None
     if not item.annotation.endswith(".json"):
         return read_index_png(tax, item, ("L", "P"))
-    raise_planned_error(item)
     image = load_image(item.image)
     table = tax.format_options.get("polygon_label_to_level3")
     if not isinstance(table, dict):
         raise BadSample(item.annotation, f"{tax.name}: format_options lacks polygon_label_to_level3")
     raw = rasterise(item.annotation, table)
-    check_size(item.annotation, (raw.shape[1], raw.shape[0]), image[2], image[3])
+    check_size(item.annotation, (raw.shape[1], raw.shape[0]), image.width, image.height)
     return make_sample(item, image, map_raw(tax, raw, item.annotation))
 
-
-READER = FunctionReader(plan=plan, read=read, options=OPTIONS)

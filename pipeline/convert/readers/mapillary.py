@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.convert.readers.base import FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.dense import plan_pairs, read_index_png
-from pipeline.convert.readers.pairing import PAIRING_OPTIONS, split_spec
+from pipeline.convert.readers import dense
+from pipeline.convert.readers.base import Sample, WorkItem
+from pipeline.convert.readers.pairing import split_spec
 from pipeline.taxonomy.schema import DatasetTaxonomy
-
-OPTIONS = PAIRING_OPTIONS | {"version"}
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
@@ -27,12 +25,9 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
             f"{tax.name}: format_options version is {version!r} but split {split!r} reads labels "
             f"from {annotations!r}, not a {version} folder"
         )
-    return plan_pairs(tax, root, split, OPTIONS)
+    return dense.plan(tax, root, split)
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     # L is accepted too: some re-packagings store the same indices without a palette.
-    return read_index_png(tax, item, ("P", "L"))
-
-
-READER = FunctionReader(plan=plan, read=read, options=OPTIONS)
+    return dense.read_index_png(tax, item, ("P", "L"))

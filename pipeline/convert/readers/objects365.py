@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.cocojson import (
-    boxes_for,
-    plan_per_image,
-    raise_planned_error,
-)
-from pipeline.convert.readers.common import check_options, load_image, make_sample
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.cocojson import boxes_for, plan_per_image
+from pipeline.convert.readers.common import load_image, make_sample
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, frozenset())  # this format takes no format_options
     return plan_per_image(tax, root, split, lambda entry, anns: {
         "file_name": entry["file_name"],
         "boxes": [(a.get("bbox"), a.get("category_id")) for a in anns],
@@ -42,10 +37,6 @@ def resolve_image(item: WorkItem) -> Path:
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
-    raise_planned_error(item)
     image = load_image(resolve_image(item))
-    boxes = boxes_for(tax, item, item.extra.get("boxes", []), image[2], image[3])
+    boxes = boxes_for(tax, item, item.extra.get("boxes", []), image.width, image.height)
     return make_sample(item, image, None, boxes=boxes)
-
-
-READER = FunctionReader(plan=plan, read=read, options=frozenset())

@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.cocojson import raise_planned_error, unique_sorted
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.cocojson import unique_sorted
 from pipeline.convert.readers.common import (
-    check_options,
+    class_of,
     load_image,
     make_sample,
     open_label,
     paint,
-    raw_table,
     relative,
     sanitize_key,
 )
@@ -52,7 +51,6 @@ def _row_problem(row: dict) -> str | None:
 
 
 def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    check_options(tax, frozenset())  # these formats take no format_options
     root = Path(root)
     spec = split_spec(tax, split)
     if not spec.index or not spec.annotations:
@@ -87,15 +85,16 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     index_str, masks_str = str(index), str(masks_dir)
     for image_id, masks in rows.items():
         image = guess_image_path(root, spec.images, image_id)
-        extra = {
-            "index": index_str,
-            "masks_dir": masks_str,
-            "masks": masks,
-            "sources": {"image": relative(image, root)},
-        }
-        if image_id in errors:
-            extra["error"] = errors[image_id]
-        items.append(WorkItem(key=image_id, image=str(image), annotation=None, extra=extra))
+        items.append(
+            WorkItem(
+                key=image_id,
+                image=str(image),
+                extra={"masks_dir": masks_str, "masks": masks},
+                sources={"image": relative(image, root)},
+                index=index_str,
+                error=errors.get(image_id),
+            )
+        )
     return iter(unique_sorted(items, f"{tax.name}/{split}"))
 
 
@@ -109,17 +108,11 @@ def load_mask(path: str, width: int, height: int) -> np.ndarray:
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
-    raise_planned_error(item)
     image = load_image(item.image)
-    width, height = image[2], image[3]
-    table = raw_table(tax)
+    width, height = image.width, image.height
     masks = []
     masks_dir = Path(item.extra["masks_dir"])
     for name, mid in item.extra.get("masks", []):
-        if mid not in table:
-            raise BadSample(item.extra["index"], f"{item.key}: MID {mid!r} not in taxonomy {tax.name!r}")
-        masks.append((load_mask(str(masks_dir / name), width, height), table[mid]))
+        target = class_of(tax, mid, item.index or item.image, f"{item.key}: MID")
+        masks.append((load_mask(str(masks_dir / name), width, height), target))
     return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
-
-
-READER = FunctionReader(plan=plan, read=read, options=frozenset())

@@ -8,7 +8,7 @@ scene0000_00/color/000000.jpg with scene0000_00/label/000000.png), so the bare n
 The key is those folders and the stem, joined with '_' and sanitised; a folder the stem already
 starts with (Cityscapes frankfurt/frankfurt_000000_000294) is not repeated.
 
-Options, from the taxonomy's format_options:
+Options, from the taxonomy's format_options (PAIRING_OPTIONS in the format registry):
   annotation_suffix / image_suffix: an annotation's stem minus annotation_suffix, plus image_suffix,
       is its image's stem (Cityscapes: x_gtFine_labelIds.png <-> x_leftImg8bit.png).
   pair_by: stem (default) | number: pair by the last integer in the stem (SUN RGB-D img-000001.jpg <->
@@ -35,7 +35,6 @@ from pipeline.convert.readers.common import relative, sanitize_key
 from pipeline.taxonomy.schema import DatasetTaxonomy, SplitSpec
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-PAIRING_OPTIONS = frozenset({"annotation_suffix", "image_suffix", "pair_by", "scene_list"})
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _DIGITS = re.compile(r"\d+")
 
@@ -182,11 +181,9 @@ def _error_item(key: str, image: Path, ann: Path, root: Path, index: Path, error
         key=key,
         image=str(image),
         annotation=str(ann),
-        extra={
-            "index": str(index),
-            "error": error,
-            "sources": {"image": relative(image, root), "annotation": relative(ann, root)},
-        },
+        sources={"image": relative(image, root), "annotation": relative(ann, root)},
+        index=str(index),
+        error=error,
     )
 
 
@@ -264,7 +261,7 @@ def _pair_item(lay: _Layout, images: dict[MatchKey, Path], at: MatchKey, ann: Pa
         key=item_key(folders, strip_suffix(image.stem, lay.img_suffix)),
         image=str(image),
         annotation=str(ann),
-        extra={"sources": {"image": relative(image, lay.root), "annotation": relative(ann, lay.root)}},
+        sources={"image": relative(image, lay.root), "annotation": relative(ann, lay.root)},
     )
 
 

@@ -8,21 +8,13 @@ Pairing options, scene_list and a split's `index` (a plain-text id list) as in p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from functools import lru_cache
 
 import numpy as np
 
-from pipeline.convert.readers.base import BadSample, FunctionReader, Sample, WorkItem
-from pipeline.convert.readers.common import (
-    cached,
-    check_size,
-    load_image,
-    make_sample,
-    open_label,
-    raise_planned_error,
-)
-from pipeline.convert.readers.dense import plan_pairs, read_index_png
-from pipeline.convert.readers.pairing import PAIRING_OPTIONS
+from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.common import check_size, load_image, make_sample, open_label
+from pipeline.convert.readers.dense import plan, read_index_png  # noqa: F401 -- plan: this format's
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -34,33 +26,32 @@ def pack(rgb: np.ndarray) -> np.ndarray:
 
 def color_table(tax: DatasetTaxonomy) -> dict[int, int]:
     """Packed colour -> class index or ignore index."""
-
-    def build() -> dict[int, int]:
-        table: dict[int, int] = {}
-        for r, g, b in tax.format_options.get("ignore_colors", []) or []:
-            table[(r << 16) | (g << 8) | b] = tax.ignore_index
-        for index, entry in enumerate(tax.classes):
-            if entry.color is None:
-                raise ValueError(f"{tax.name}: mode color needs a color for class {entry.name!r}")
-            r, g, b = entry.color
-            packed = (r << 16) | (g << 8) | b
-            if packed in table and table[packed] != index:
-                raise ValueError(f"{tax.name}: colour {entry.color} used twice")
-            table[packed] = tax.ignore_index if entry.ignore else index
-        return table
-
-    return cached(tax, "colors", 0, build)
+    return _color_table(tax.name, tuple(map(tuple, tax.format_options.get("ignore_colors", []) or [])),
+                        tuple((c.name, c.color and tuple(c.color), c.ignore) for c in tax.classes),
+                        tax.ignore_index)
 
 
-OPTIONS = PAIRING_OPTIONS | {"mode", "ignore_colors"}
+@lru_cache(maxsize=16)
+def _color_table(name: str, ignore_colors: tuple, classes: tuple, ignore_index: int) -> dict[int, int]:
+    table: dict[int, int] = {}
+    for r, g, b in ignore_colors:
+        table[(r << 16) | (g << 8) | b] = ignore_index
+    for index, (class_name, color, ignore) in enumerate(classes):
+        if color is None:
+            raise ValueError(f"{name}: mode color needs a color for class {class_name!r}")
+        r, g, b = color
+        packed = (r << 16) | (g << 8) | b
+        if packed in table and table[packed] != index:
+            raise ValueError(f"{name}: colour {list(color)} used twice")
+        table[packed] = ignore_index if ignore else index
+    return table
 
 
 def read_color(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
-    raise_planned_error(item)
     image = load_image(item.image)
     assert item.annotation is not None
     im = open_label(item.annotation, ("RGB", "RGBA", "P"))
-    check_size(item.annotation, im.size, image[2], image[3])
+    check_size(item.annotation, im.size, image.width, image.height)
     if im.mode != "RGB":
         im = im.convert("RGB")
     colors, inverse = np.unique(pack(np.asarray(im)).reshape(-1), return_inverse=True)
@@ -81,10 +72,3 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     if mode == "color":
         return read_color(tax, item)
     raise ValueError(f"{tax.name}: png_folder mode must be 'index' or 'color', not {mode!r}")
-
-
-def plan(tax: DatasetTaxonomy, root, split: str) -> Iterator[WorkItem]:
-    return plan_pairs(tax, root, split, OPTIONS)
-
-
-READER = FunctionReader(plan=plan, read=read, options=OPTIONS)
