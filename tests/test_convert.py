@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from convert_fakes import TOY_READER, H, W, make_toy_dataset, toy_taxonomy
+from support.convert_fakes import TOY_READER, H, W, make_toy_dataset, toy_taxonomy
 from PIL import Image
 
 from pipeline.convert.plan import parse_size
@@ -166,7 +166,7 @@ def test_sigkill_midway_then_rerun_finishes(toy_root: Path, tmp_path: Path, refe
     out = tmp_path / "out"
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]);"
-        "from convert_fakes import TOY_READER, toy_taxonomy;"
+        "from support.convert_fakes import TOY_READER, toy_taxonomy;"
         "from pipeline.convert.runner import convert_split;"
         f"convert_split(toy_taxonomy(), TOY_READER, Path(sys.argv[1]), 'train', Path(sys.argv[2]), shard_bytes={SMALL}, progress=False)"
     )
@@ -222,7 +222,7 @@ def test_each_bad_input_is_quarantined_and_the_job_goes_on(toy_root: Path, tmp_p
 def test_label_values_out_of_range_are_quarantined(toy_root: Path, tmp_path: Path):
     # The taxonomy has 2 classes but the data holds raw id 3 mapped by a wider taxonomy's reader: the
     # writer's own range check catches a label the reader produced outside 0..K-1.
-    from convert_fakes import toy_read
+    from support.convert_fakes import toy_read
 
     from pipeline.convert.readers.base import FunctionReader
 
@@ -289,7 +289,7 @@ def test_missing_root_and_split_give_helpful_errors(toy_root: Path, tmp_path: Pa
 @pytest.fixture
 def ray_toy(ray_session):
     """Ray workers cannot import this test folder: send the toy reader's module by value."""
-    import convert_fakes
+    import support.convert_fakes as convert_fakes
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(convert_fakes)

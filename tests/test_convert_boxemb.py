@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from convert_fakes import TOY_BOX_READER, make_toy_dataset, toy_taxonomy
+from support.convert_fakes import TOY_BOX_READER, make_toy_dataset, toy_taxonomy
 
 from pipeline.convert.boxemb import BoxEmbeddingError, box_embedder, parse_spec
 from pipeline.convert.runner import convert_split

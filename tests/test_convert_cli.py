@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from convert_fakes import TOY_READER, make_toy_dataset
+from support.convert_fakes import TOY_READER, make_toy_dataset
 from PIL import Image
 from typer.testing import CliRunner
 

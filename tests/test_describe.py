@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from labelspace_fixtures import load_small_taxonomy, write_taxonomy
+from support.labelspace_fixtures import load_small_taxonomy, write_taxonomy
 
 from pipeline.describe.cache import CachedDescription, cache_path, read_cache, write_cache
 from pipeline.describe.run import describe_labels

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from labelspace_fixtures import load_small_taxonomy, shared_minilm, write_taxonomy
+from support.labelspace_fixtures import load_small_taxonomy, shared_minilm, write_taxonomy
 
 from pipeline.embed.adhoc import encode_labels, parse_label, parse_labels
 from pipeline.embed.encoders import EncoderError, get_encoder

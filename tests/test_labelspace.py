@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from labelspace_fixtures import load_small_taxonomy, shared_minilm, write_taxonomy
+from support.labelspace_fixtures import load_small_taxonomy, shared_minilm, write_taxonomy
 from PIL import Image
 
 from pipeline.embed.run import embed_labels

@@ -1,93 +1,16 @@
-"""Every shipped dataset YAML against its reader: a tiny fixture in the YAML's own split layout is
-planned and read for every split, and each label map / box list must equal the truth the fixture
-builder (tests/fixtures_gen/every_taxonomy.py) worked out from the YAML's raw ids. A new YAML is
-covered as soon as its format has a builder; one whose format has none fails here, saying so.
-
-Further tests: real release file names pair as the datasets ship them, index lists and scene lists
-select exactly what they list and report what is missing, and format_options a reader would
-ignore are refused."""
+"""Pairing label files with images (pipeline/convert/readers/pairing.py): real release file names pair
+and key as the datasets ship them; index lists and scene lists select exactly what they list and
+report what is missing."""
 
 from __future__ import annotations
 
-import pickle
-import re
 from pathlib import Path
 
-import numpy as np
 import pytest
-from fixtures_gen.every_taxonomy import BUILDERS, NoBuilder, dense_pairs
-from fixtures_gen.layout import TAXONOMIES, shipped, with_changes
+from support.every_taxonomy import BUILDERS
+from support.layout import shipped, with_changes
 
-from pipeline.convert.readers import FORMATS, BadSample, get_reader
-from pipeline.taxonomy.load import dataset_paths, load_dataset_file
-
-DATASET_YAMLS = dataset_paths(TAXONOMIES)
-
-
-def load(path: Path):
-    tax, problems = load_dataset_file(path)
-    assert tax is not None and not problems, f"{path}: {[str(p) for p in problems]}"
-    return tax
-
-
-def test_every_dataset_yaml_is_found():
-    names = {p.name for p in DATASET_YAMLS}
-    assert len(names) >= 17 and not any(n.startswith("labels") for n in names)
-    assert {"scannet.yaml", "pascal-voc.yaml", "idd.yaml", "sunrgbd.yaml"} <= names
-
-
-def test_every_known_format_has_a_fixture_builder():
-    assert set(BUILDERS) == set(FORMATS)
-
-
-@pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
-def test_every_split_converts_as_the_fixture_intends(path, tmp_path):
-    tax = load(path)
-    builder = BUILDERS.get(tax.format)
-    if builder is None:
-        pytest.fail(
-            f"{path.name}: format {tax.format!r} has no fixture builder; add one to BUILDERS in "
-            "tests/fixtures_gen/every_taxonomy.py"
-        )
-    try:  # every split first: a release's splits share folders (Pascal VOC's JPEGImages)
-        truth = {split: builder(tax, tmp_path, split, n) for n, split in enumerate(tax.splits)}
-    except NoBuilder as e:
-        pytest.fail(f"{path.name}: {e}")
-    reader = get_reader(tax.format)
-    for split, expected in truth.items():
-        where = f"{path.name} split {split!r}"
-        assert expected, f"{where}: the builder wrote nothing to check"
-        items = list(reader.plan(tax, tmp_path, split))
-        assert [i.key for i in items] == sorted(expected), where
-        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i.key) for i in items), where
-        assert pickle.loads(pickle.dumps(items)) == items
-        for item in items:
-            sample, want = reader.read(tax, item), expected[item.key]
-            assert sample.key == item.key
-            assert sample.image_bytes == want.image.read_bytes(), f"{where} {item.key}: wrong image"
-            if want.label is None:
-                assert sample.label is None and sample.boxes == want.boxes, f"{where} {item.key}"
-                continue
-            assert sample.label.dtype == np.dtype(tax.label_dtype), where
-            assert (sample.height, sample.width) == want.label.shape, where
-            assert np.array_equal(sample.label, want.label), f"{where} {item.key}: labels differ"
-
-
-def test_a_format_without_builder_fails_clearly(tmp_path, monkeypatch):
-    """What the parametrised test does for a YAML whose format has no builder."""
-    monkeypatch.delitem(BUILDERS, "sunrgbd")
-    with pytest.raises(pytest.fail.Exception, match="sunrgbd.yaml: format 'sunrgbd' has no fixture builder"):
-        test_every_split_converts_as_the_fixture_intends(TAXONOMIES / "sunrgbd.yaml", tmp_path)
-
-
-def test_generic_builder_covers_every_class(tmp_path):
-    """The dense fixture holds every raw id, so the comparison above reaches every class."""
-    tax = shipped("mapillary-vistas-v2.0")
-    truth = dense_pairs("P")(tax, tmp_path, "validation", 0)
-    seen = set(np.unique(np.concatenate([t.label.ravel() for t in truth.values()])).tolist())
-    # The last class, Unlabeled, is marked ignore.
-    assert seen == set(range(tax.num_classes - 1)) | {tax.ignore_index}
-
+from pipeline.convert.readers import BadSample, get_reader
 
 # --- real release names ---------------------------------------------------------------------------
 # (dataset, split, [(image, annotation, expected key)], extra files): names as the releases ship them.
@@ -350,38 +273,3 @@ def test_scene_list_keeps_listed_scenes_and_reports_missing_ones(tmp_path):
     (tmp_path / tax.format_options["scene_list"]).unlink()
     with pytest.raises(BadSample, match="missing file \\(scene_list\\)"):
         list(reader.plan(tax, tmp_path, "val"))
-
-
-def test_idd_polygon_only_frame_pairs_by_folder(tmp_path):
-    """Two folders hold frame 000001; one has the level-3 PNG, the other only polygons: each frame
-    gets its own file, never the other folder's."""
-    tax = shipped("idd")
-    truth = BUILDERS["idd"](tax, tmp_path, "val", 0)
-    items = {i.key: i for i in get_reader("idd").plan(tax, tmp_path, "val")}
-    assert items.keys() == truth.keys()
-    assert items["a0_s0x0"].annotation.endswith("gtFine/val/a0/s0x0_gtFine_labellevel3Ids.png")
-    assert items["b0_s0x0"].annotation.endswith("gtFine/val/b0/s0x0_gtFine_polygons.json")
-
-
-# --- format_options ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
-def test_every_format_option_is_read_by_the_reader(path):
-    tax = load(path)
-    unread = set(tax.format_options) - FORMATS[tax.format].options
-    assert not unread, f"{path.name}: format_options {sorted(unread)} are not read by the {tax.format} reader"
-
-
-def test_unknown_format_option_is_refused(tmp_path):
-    tax = with_changes(
-        shipped("cityscapes"),
-        tmp_path,
-        format_options={"annotation_sufix": "_gtFine_labelIds", "image_suffix": "_leftImg8bit"},
-    )
-    with pytest.raises(ValueError, match=r"cityscapes: format_options \['annotation_sufix'\] mean nothing"):
-        list(get_reader("cityscapes").plan(tax, tmp_path, "val"))
-
-
-def test_mapillary_version_must_match_the_labels_folder(tmp_path):
-    tax = with_changes(shipped("mapillary-vistas-v2.0"), tmp_path, format_options={"version": "v1.2"})
-    with pytest.raises(ValueError, match="version is 'v1.2' but split 'training' reads labels from"):
-        list(get_reader("mapillary").plan(tax, tmp_path, "training"))

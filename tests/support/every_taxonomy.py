@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from support.generated import jpeg, png, write_objects365, write_openimages
+from support.layout import place
 
-from fixtures_gen.generated import jpeg, png, write_objects365, write_openimages
-from fixtures_gen.layout import place
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from support.layout import place
 
-from fixtures_gen.layout import place
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 

@@ -1,0 +1,125 @@
+"""The format registry (pipeline/convert/readers/__init__.py) against every shipped dataset YAML: a tiny
+fixture in the YAML's own split layout (tests/support/every_taxonomy.py) is planned and read for every
+split and must equal the truth the builder worked out from the YAML's raw ids; every format has a
+builder, plans are deterministic and picklable, and format_options a reader would ignore are refused."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+from support.every_taxonomy import BUILDERS, NoBuilder, dense_pairs
+from support.generated import write_idd, write_objects365
+from support.layout import TAXONOMIES, shipped, with_changes
+from support.readers import (
+    load_yaml,
+)
+
+from pipeline.convert.readers import FORMATS, get_reader
+from pipeline.taxonomy.load import dataset_paths
+
+
+def test_registry_covers_every_known_format():
+    assert all(get_reader(name) is FORMATS[name] and FORMATS[name].name == name for name in FORMATS)
+    assert all(callable(f._reader().plan) and callable(f._reader().read) for f in FORMATS.values())
+
+
+def test_plan_is_sorted_deterministic_and_picklable(tmp_path):
+    import pickle
+    import re
+
+    tax = shipped("objects365-v2")
+    write_objects365(tax, tmp_path / "o", "train")
+    idd = shipped("idd")
+    write_idd(idd, tmp_path / "i", "train")
+    for t, root in ((tax, tmp_path / "o"), (idd, tmp_path / "i")):
+        reader = get_reader(t.format)
+        first = list(reader.plan(t, root, "train"))
+        assert first == list(reader.plan(t, root, "train"))
+        keys = [i.key for i in first]
+        assert keys == sorted(set(keys))
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", k) for k in keys)
+        assert pickle.loads(pickle.dumps(first)) == first
+        assert pickle.loads(pickle.dumps(reader)) is reader
+
+
+DATASET_YAMLS = dataset_paths(TAXONOMIES)
+
+
+def test_every_dataset_yaml_is_found():
+    names = {p.name for p in DATASET_YAMLS}
+    assert len(names) >= 17 and not any(n.startswith("labels") for n in names)
+    assert {"scannet.yaml", "pascal-voc.yaml", "idd.yaml", "sunrgbd.yaml"} <= names
+
+
+def test_every_known_format_has_a_fixture_builder():
+    assert set(BUILDERS) == set(FORMATS)
+
+
+@pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
+def test_every_split_converts_as_the_fixture_intends(path, tmp_path):
+    tax = load_yaml(path)
+    builder = BUILDERS.get(tax.format)
+    if builder is None:
+        pytest.fail(
+            f"{path.name}: format {tax.format!r} has no fixture builder; add one to BUILDERS in "
+            "tests/support/every_taxonomy.py"
+        )
+    try:  # every split first: a release's splits share folders (Pascal VOC's JPEGImages)
+        truth = {split: builder(tax, tmp_path, split, n) for n, split in enumerate(tax.splits)}
+    except NoBuilder as e:
+        pytest.fail(f"{path.name}: {e}")
+    reader = get_reader(tax.format)
+    for split, expected in truth.items():
+        where = f"{path.name} split {split!r}"
+        assert expected, f"{where}: the builder wrote nothing to check"
+        items = list(reader.plan(tax, tmp_path, split))
+        assert [i.key for i in items] == sorted(expected), where
+        assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i.key) for i in items), where
+        assert pickle.loads(pickle.dumps(items)) == items
+        for item in items:
+            sample, want = reader.read(tax, item), expected[item.key]
+            assert sample.key == item.key
+            assert sample.image_bytes == want.image.read_bytes(), f"{where} {item.key}: wrong image"
+            if want.label is None:
+                assert sample.label is None and sample.boxes == want.boxes, f"{where} {item.key}"
+                continue
+            assert sample.label.dtype == np.dtype(tax.label_dtype), where
+            assert (sample.height, sample.width) == want.label.shape, where
+            assert np.array_equal(sample.label, want.label), f"{where} {item.key}: labels differ"
+
+
+def test_a_format_without_builder_fails_clearly(tmp_path, monkeypatch):
+    """What the parametrised test does for a YAML whose format has no builder."""
+    monkeypatch.delitem(BUILDERS, "sunrgbd")
+    with pytest.raises(pytest.fail.Exception, match="sunrgbd.yaml: format 'sunrgbd' has no fixture builder"):
+        test_every_split_converts_as_the_fixture_intends(TAXONOMIES / "sunrgbd.yaml", tmp_path)
+
+
+def test_generic_builder_covers_every_class(tmp_path):
+    """The dense fixture holds every raw id, so the comparison above reaches every class."""
+    tax = shipped("mapillary-vistas-v2.0")
+    truth = dense_pairs("P")(tax, tmp_path, "validation", 0)
+    seen = set(np.unique(np.concatenate([t.label.ravel() for t in truth.values()])).tolist())
+    # The last class, Unlabeled, is marked ignore.
+    assert seen == set(range(tax.num_classes - 1)) | {tax.ignore_index}
+
+
+# --- format_options ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
+def test_every_format_option_is_read_by_the_reader(path):
+    tax = load_yaml(path)
+    unread = set(tax.format_options) - FORMATS[tax.format].options
+    assert not unread, f"{path.name}: format_options {sorted(unread)} are not read by the {tax.format} reader"
+
+
+def test_unknown_format_option_is_refused(tmp_path):
+    tax = with_changes(
+        shipped("cityscapes"),
+        tmp_path,
+        format_options={"annotation_sufix": "_gtFine_labelIds", "image_suffix": "_leftImg8bit"},
+    )
+    with pytest.raises(ValueError, match=r"cityscapes: format_options \['annotation_sufix'\] mean nothing"):
+        list(get_reader("cityscapes").plan(tax, tmp_path, "val"))
