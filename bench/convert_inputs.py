@@ -8,13 +8,13 @@ image is the same, and generating 20k images would otherwise take longer than co
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from pipeline.convert.layouts import panoptic_rgb, write_coco_index
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 # (format, taxonomy file, split, width, height, image format)
@@ -103,16 +103,11 @@ def generate(fmt: str, tax: DatasetTaxonomy, root: Path, split: str, n: int, w: 
                 png.parent.mkdir(parents=True, exist_ok=True)
                 _image(rng, w, h).save(img, quality=90)
                 segs = _regions(rng, w, h, list(range(1, 40)))  # segment ids 1..39 (0 = void)
-                rgb = np.zeros((h, w, 3), np.uint8)
-                rgb[..., 0] = segs * 37 % 256  # distinct ids beyond 255 exercise G too
-                rgb[..., 1] = segs * 37 // 256
-                Image.fromarray(rgb).save(png)
+                Image.fromarray(panoptic_rgb(segs * 37)).save(png)  # distinct ids beyond 255 exercise G too
                 present = sorted(set((segs * 37).ravel().tolist()))
                 segments = [{"id": s, "category_id": int(rng.choice(ids))} for s in present]
             images.append({"id": i, "file_name": f"{name}.jpg", "width": w, "height": h})
             annotations.append({"image_id": i, "file_name": f"{name}.png", "segments_info": segments})
-        index = root / spec.index
-        index.parent.mkdir(parents=True, exist_ok=True)
-        index.write_text(json.dumps({"images": images, "annotations": annotations, "categories": []}))
+        write_coco_index(root / spec.index, images, annotations, [])
     else:
         raise ValueError(f"no synthetic generator for format {fmt!r}")

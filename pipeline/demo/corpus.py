@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from pipeline.convert.layouts import mask_name, panoptic_rgb, write_coco_index, write_openimages_index
 from pipeline.demo import scenes as S
 from pipeline.demo.scenes import Domain, Scene, render_scene
 from pipeline.taxonomy.yaml_io import dump_yaml
@@ -136,16 +135,14 @@ def write_coco_panoptic(root: Path, size: CorpusSize, seed: int) -> None:
             stem = f"{image_id:012d}"
             _save_jpeg(scene.image, root / split / f"{stem}.jpg")
             ids, segments = _panoptic_segments(scene)
-            rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
             png_dir = root / "annotations" / f"panoptic_{split}"
             png_dir.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(rgb, mode="RGB").save(png_dir / f"{stem}.png")
+            Image.fromarray(panoptic_rgb(ids), mode="RGB").save(png_dir / f"{stem}.png")
             h, w = scene.concepts.shape
             images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": w, "height": h})
             annotations.append({"image_id": image_id, "file_name": f"{stem}.png", "segments_info": segments})
-        doc = {"info": {"description": "ssiw demo"}, "licenses": [], "images": images,
-               "annotations": annotations, "categories": categories}
-        (root / "annotations" / f"panoptic_{split}.json").write_text(json.dumps(doc))
+        write_coco_index(root / "annotations" / f"panoptic_{split}.json", images, annotations, categories,
+                         info={"description": "ssiw demo"}, licenses=[])
 
 
 def _panoptic_segments(scene: Scene) -> tuple[np.ndarray, list[dict]]:
@@ -190,8 +187,6 @@ def _noisy(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_openimages(root: Path, size: CorpusSize, seed: int) -> None:
-    header = ["MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax",
-              "PredictedIoU", "Clicks"]
     for split, count in (("train", size.train), ("validation", size.val)):
         rng = np.random.default_rng(seed + 20 + (split == "validation"))
         rows = []
@@ -211,17 +206,14 @@ def write_openimages(root: Path, size: CorpusSize, seed: int) -> None:
                         continue
                 mid = OPENIMAGES_CLASSES[concept][0]
                 box_id = f"{instance:08x}"
-                name = f"{image_id}_{mid.replace('/', '')}_{box_id}.png"
+                name = mask_name(image_id, mid, box_id)
                 ys, xs = np.nonzero(mask)
                 small = Image.fromarray(mask.astype(np.uint8) * 255).resize((w // 2, h // 2), Image.NEAREST)
                 (root / f"{split}-masks").mkdir(parents=True, exist_ok=True)
                 small.save(root / f"{split}-masks" / name)
                 rows.append([name, image_id, mid, box_id, xs.min() / w, (xs.max() + 1) / w, ys.min() / h,
                              (ys.max() + 1) / h, "0.8", ""])
-        with open(root / f"{split}-annotations-object-segmentation.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
+        write_openimages_index(root / f"{split}-annotations-object-segmentation.csv", rows)
 
 
 def write_objects365(root: Path, size: CorpusSize, seed: int) -> None:
@@ -242,9 +234,7 @@ def write_objects365(root: Path, size: CorpusSize, seed: int) -> None:
                 bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
                 annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "bbox": bbox, "iscrowd": 0,
                                     "area": bbox[2] * bbox[3], "category_id": OBJECTS365_CLASSES[concept][0]})
-        (root / "annotations").mkdir(parents=True, exist_ok=True)
-        doc = {"images": images, "annotations": annotations, "categories": categories}
-        (root / "annotations" / f"zhiyuan_objv2_{split}.json").write_text(json.dumps(doc))
+        write_coco_index(root / "annotations" / f"zhiyuan_objv2_{split}.json", images, annotations, categories)
 
 
 def write_heldout(root: Path, size: CorpusSize, seed: int) -> None:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from pipeline.convert.layouts import panoptic_rgb, write_coco_index
+from pipeline.taxonomy.schema import DatasetTaxonomy
 from support.generated import jpeg, png, write_objects365, write_openimages
 from support.layout import place
-
-from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 @dataclass
@@ -309,9 +310,8 @@ def build_coco_panoptic(tax: DatasetTaxonomy, root: Path, split: str, n_split: i
         chosen = [cats[0], cats[len(cats) // 2 + n], cats[-1]]
         seg = np.zeros((height, width), dtype=np.int64)
         seg[:, 2:6], seg[:, 6:10], seg[:, 10:] = ids
-        rgb = np.stack([seg % 256, (seg // 256) % 256, seg // 65536], -1).astype(np.uint8)
         image = place(root, spec.images, f"{stem}.jpg", data=jpeg(width, height, n))
-        place(root, spec.annotations, f"{stem}.png", data=png(rgb))
+        place(root, spec.annotations, f"{stem}.png", data=png(panoptic_rgb(seg)))
         images.append({"id": 100 + n, "file_name": f"{stem}.jpg", "width": width, "height": height})
         annotations.append(
             {
@@ -325,10 +325,7 @@ def build_coco_panoptic(tax: DatasetTaxonomy, root: Path, split: str, n_split: i
             label[seg == i] = table[c]
         out[stem] = Expected(image=image, label=label)
     categories = [{"id": c.raw_id, "name": c.name} for c in tax.classes]
-    _write(
-        root / spec.index,
-        json.dumps({"images": images, "annotations": annotations, "categories": categories}).encode(),
-    )
+    write_coco_index(root / spec.index, images, annotations, categories)
     return out
 
 
@@ -355,11 +352,7 @@ def build_coco_instances(tax: DatasetTaxonomy, root: Path, split: str, n_split: 
         )
     stem = f"inst_{n_split}"
     image = place(root, spec.images, f"{stem}.jpg", data=jpeg(width, height, 3))
-    doc = {
-        "images": [{"id": 7, "file_name": f"{stem}.jpg", "width": width, "height": height}],
-        "annotations": anns,
-    }
-    _write(root / spec.index, json.dumps(doc).encode())
+    write_coco_index(root / spec.index, [{"id": 7, "file_name": f"{stem}.jpg", "width": width, "height": height}], anns)
     if tax.supervision.value == "box":
         boxes = [[4, 3, 8, 6, table[small_id]], [1, 1, 12, 11, table[big_id]]]
         return {stem: Expected(image=image, boxes=[b for b in boxes if b[4] != tax.ignore_index])}

@@ -4,16 +4,16 @@ test checks against, worked out here independently of the readers."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from support.layout import place
 
+from pipeline.convert.layouts import mask_name, write_coco_index, write_openimages_index
 from pipeline.taxonomy.schema import DatasetTaxonomy
+from support.layout import place
 
 
 def jpeg(width: int, height: int, seed: int = 0) -> bytes:
@@ -39,20 +39,6 @@ def string_ids(tax: DatasetTaxonomy, n: int) -> list[str]:
 
 
 # --- OpenImages V6 ---------------------------------------------------------------------------
-OI_HEADER = [
-    "MaskPath",
-    "ImageID",
-    "LabelName",
-    "BoxID",
-    "BoxXMin",
-    "BoxXMax",
-    "BoxYMin",
-    "BoxYMax",
-    "PredictedIoU",
-    "Clicks",
-]
-
-
 def write_openimages(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndarray]:
     """Two images. Image A (64x48) has half-resolution masks: a large one and a small one inside it
     (the small one must win) and a strip no mask covers (ignore). Image B (40x30) has one mode-1 mask
@@ -64,7 +50,7 @@ def write_openimages(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
     rows = []
 
     def add_mask(image_id: str, mid: str, box_id: str, mask: np.ndarray, mode: str = "L") -> None:
-        name = f"{image_id}_{mid.replace('/', '')}_{box_id}.png"
+        name = mask_name(image_id, mid, box_id)
         place(root, spec.annotations, name, data=png(mask.astype(np.uint8) * 255, mode))
         rows.append([name, image_id, mid, box_id, "0.1", "0.9", "0.1", "0.9", "0.8", ""])
 
@@ -87,12 +73,7 @@ def write_openimages(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
     expected_b = np.full((30, 40), ignore, dtype=tax.label_dtype)
     expected_b[only] = table[small_mid]
 
-    index = root / spec.index
-    index.parent.mkdir(parents=True, exist_ok=True)
-    with open(index, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(OI_HEADER)
-        writer.writerows(rows)
+    write_openimages_index(root / spec.index, rows)
     return {a: expected_a, b: expected_b}
 
 
@@ -124,9 +105,7 @@ def write_objects365(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
         {"id": 14, "image_id": 2, "category_id": c1, "bbox": [60.0, 10.0, 5.0, 5.0], "iscrowd": 0},
     ]
     categories = [{"id": c.raw_id, "name": c.name} for c in tax.classes]
-    index = root / spec.index
-    index.parent.mkdir(parents=True, exist_ok=True)
-    index.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    write_coco_index(root / spec.index, images, annotations, categories)
     return {
         "objects365_v1_00000001": [[10, 20, 41, 36, table[c1]], [90, 70, 100, 80, table[c2]]],
         "objects365_v2_00000002": [[0, 0, 6, 5, table[c2]]],

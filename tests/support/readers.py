@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support.generated import jpeg, png
-from support.layout import place, shipped
 
 from pipeline.convert.readers import BadSample, get_reader
 from pipeline.convert.readers.common import sanitize_key
 from pipeline.taxonomy.load import load_dataset_file
+from support.generated import jpeg, png
+from support.layout import place, shipped
 
 
 def per_pixel(tax, raw: np.ndarray) -> np.ndarray:
