@@ -96,3 +96,19 @@ def test_writer_uses_reader_counts_and_checks_them(tmp_path):
     sample.label_counts[0] += 1
     with pytest.raises(ValueError, match="counts sum to 601, not 600"):
         encode_sample(tax, "validation", sample)
+
+
+def test_taxonomy_with_a_used_mapper_pickles_and_maps_the_same():
+    """The mapper is cached on the taxonomy object, which Ray pickles to every worker: a copy must
+    come back whole (the tables are rebuilt there, not shipped) and map as the original does."""
+    import pickle
+
+    tax = shipped("ade20k-150")
+    raw = np.arange(151, dtype=np.uint8).reshape(1, -1)
+    mapped = tax.mapper.map_array(raw)
+    copy = pickle.loads(pickle.dumps(tax))
+    assert copy == tax and copy.mapper is not tax.mapper
+    assert np.array_equal(copy.mapper.map_array(raw), mapped)
+    assert copy.mapper.target(1) == 0 and copy.mapper.target(0) == tax.ignore_index
+    with pytest.raises(UnknownRawValues):
+        copy.mapper.target(151)

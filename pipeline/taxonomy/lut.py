@@ -11,6 +11,8 @@ fancy indexing or np.bincount, which widen every pixel to an index.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from pipeline.taxonomy.schema import DatasetTaxonomy
@@ -116,14 +118,21 @@ class RawMapper:
     list per image. Unknown raw values raise UnknownRawValues; the reader names the file."""
 
     def __init__(self, tax: DatasetTaxonomy):
-        self.tax = tax
-        self.table = tax.raw_to_target()  # raw id (int or str) -> class index or ignore index
-        self._largest = max((r for r in self.table if isinstance(r, int)), default=0)
+        self.tax = tax  # nothing is read from it here: unpickling may pass a taxonomy not yet filled in
         self._luts: dict[int, np.ndarray] = {}
         self._table8: tuple[np.ndarray, np.ndarray, list[int]] | None = None
 
     def __reduce__(self):  # tables are rebuilt where used, never shipped to Ray workers
         return (RawMapper, (self.tax,))
+
+    @cached_property
+    def table(self) -> dict:
+        """Raw id (int or str) -> class index or ignore index."""
+        return self.tax.raw_to_target()
+
+    @cached_property
+    def _largest(self) -> int:
+        return max((r for r in self.table if isinstance(r, int)), default=0)
 
     def target(self, raw_id: object) -> int:
         """One raw id (integer, or a string such as an OpenImages MID) -> class or ignore index."""
