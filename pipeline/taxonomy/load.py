@@ -119,11 +119,12 @@ def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
     if tax.format not in FORMATS:
         problems.append(Problem(path, "format", f"unknown format {tax.format!r}; known: {', '.join(FORMATS)}"))
     elif tax.supervision.value not in FORMATS[tax.format].supervision:
-        kinds = ", ".join(sorted(FORMATS[tax.format].supervision))
-        problems.append(Problem(
-            path, "supervision", f"{tax.supervision.value!r} supervision needs a box format, not {tax.format!r}"
-            if tax.supervision.value == "box" else f"the {tax.format!r} reader gives only {kinds} supervision"
-        ))
+        if tax.supervision.value == "box":
+            message = f"'box' supervision needs a box format, not {tax.format!r}"
+        else:
+            kinds = ", ".join(sorted(FORMATS[tax.format].supervision))
+            message = f"the {tax.format!r} reader gives only {kinds} supervision"
+        problems.append(Problem(path, "supervision", message))
     if tax.declared_classes is not None and tax.declared_classes != tax.num_classes:
         problems.append(
             Problem(

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from pipeline.convert.readers import dense
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.common import check_size, load_image, make_sample, open_label
-from pipeline.convert.readers.dense import plan, read_index_png  # noqa: F401 -- plan: this format's
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -65,10 +65,13 @@ def read_color(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     return make_sample(item, image, label)
 
 
+plan = dense.plan  # label PNGs beside images pair as in every label-PNG format
+
+
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     mode = tax.format_options.get("mode", "index")
     if mode == "index":
-        return read_index_png(tax, item)
+        return dense.read_index_png(tax, item)
     if mode == "color":
         return read_color(tax, item)
     raise ValueError(f"{tax.name}: png_folder mode must be 'index' or 'color', not {mode!r}")
