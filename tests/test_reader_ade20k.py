@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.every_taxonomy import expected_labels
 from support.generated import jpeg, png
 from support.layout import place, shipped, with_changes
 from support.readers import (
     ade_sample,
     bad,
-    by_dict,
     check_counts,
     check_sample,
-    per_pixel,
     read_all,
     read_one,
 )
@@ -30,7 +29,7 @@ def test_ade_label_equals_per_pixel_lookup(tmp_path):
     raw = np.random.default_rng(1).integers(0, 151, (37, 53), dtype=np.uint8)
     tax, sample = ade_sample(tmp_path, raw)
     assert sample.label.dtype == np.uint8 and sample.label.flags.c_contiguous
-    assert np.array_equal(sample.label, per_pixel(tax, raw))
+    assert np.array_equal(sample.label, expected_labels(tax, raw))
     check_counts(sample)
 
 
@@ -53,7 +52,7 @@ def test_palette_label_maps_the_index_not_the_colour(tmp_path):
     place(tmp_path, spec.images, "a_000000_000001_leftImg8bit.png", data=png(np.zeros((24, 40, 3), np.uint8)))
     place(tmp_path, spec.annotations, "a_000000_000001_gtFine_labelIds.png", data=buf.getvalue())
     sample = read_one(tax, tmp_path, "val")
-    assert np.array_equal(sample.label, per_pixel(tax, raw))
+    assert np.array_equal(sample.label, expected_labels(tax, raw))
     check_counts(sample)
 
 
@@ -62,7 +61,7 @@ def test_eight_bit_image_into_sixteen_bit_labels(tmp_path):
     known = sorted(r for r in tax.raw_to_target() if isinstance(r, int) and r < 256)
     raw = np.random.default_rng(3).choice(known, (16, 24)).astype(np.uint8)
     label, counts = map_label_image(tax, Image.fromarray(raw), "x.png")
-    assert label.dtype == np.uint16 and np.array_equal(label, per_pixel(tax, raw))
+    assert label.dtype == np.uint16 and np.array_equal(label, expected_labels(tax, raw))
     assert np.array_equal(counts, np.bincount(label.ravel(), minlength=counts.size))
 
 
@@ -152,7 +151,7 @@ def test_ade20k_challenge_matches_plain_decode(real_fixtures, tmp_path):
     for sample in samples:
         raw = np.array(Image.open(src / "annotations" / f"{sample.key}.png"))
         assert sample.label.dtype == np.uint8
-        assert np.array_equal(sample.label, by_dict(tax, raw))
+        assert np.array_equal(sample.label, expected_labels(tax, raw))
         assert np.array_equal(sample.label == 255, raw == 0)  # 0 = other -> ignore
         check_sample(sample, src / "images" / f"{sample.key}.jpg")
         assert sample.sources["annotation"].startswith("annotations/validation/")
@@ -190,6 +189,6 @@ def test_ade20k_full_seg_agrees_with_shipped_challenge_png(real_fixtures, tmp_pa
     # The official challenge PNG was made from this file and resized (nearest) to 683x512.
     challenge = np.array(Image.open(src / "ADE_train_00000970_challenge.png"))
     ours = np.array(Image.fromarray(sample.label).resize(challenge.shape[::-1], Image.NEAREST))
-    agreement = (ours == by_dict(tax, challenge)).mean()
+    agreement = (ours == expected_labels(tax, challenge)).mean()
     assert agreement > 0.98, agreement
-    assert set(np.unique(ours).tolist()) == set(np.unique(by_dict(tax, challenge)).tolist())
+    assert set(np.unique(ours).tolist()) == set(np.unique(expected_labels(tax, challenge)).tolist())

@@ -8,7 +8,7 @@ import json
 import numpy as np
 from support.layout import place, shipped, with_changes
 from support.readers import (
-    _coco_root,
+    coco_root,
     read_all,
 )
 
@@ -17,7 +17,7 @@ def test_coco_instances_dense_equals_panoptic(real_fixtures, tmp_path):
     """detection_format.json holds the same segments as RLE: painting them must give the panoptic map."""
     pan_tax = shipped("coco-panoptic-133")
     _, panoptic = read_all(
-        pan_tax, _coco_root(real_fixtures, tmp_path / "pan", pan_tax, "val2017"), "val2017"
+        pan_tax, coco_root(real_fixtures, tmp_path / "pan", pan_tax, "val2017"), "val2017"
     )
     tax = with_changes(
         pan_tax,

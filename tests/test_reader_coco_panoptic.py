@@ -12,10 +12,10 @@ import pytest
 from support.generated import jpeg, png
 from support.layout import place, shipped
 from support.readers import (
-    _coco_root,
     bad,
     check_counts,
     check_sample,
+    coco_root,
     read_all,
     read_one,
 )
@@ -123,7 +123,7 @@ def test_panoptic_segment_missing_from_segments_info(tmp_path):
 
 def test_coco_panoptic_category_pixel_counts_equal_segment_areas(real_fixtures, tmp_path):
     tax = shipped("coco-panoptic-133")
-    root = _coco_root(real_fixtures, tmp_path, tax, "val2017")
+    root = coco_root(real_fixtures, tmp_path, tax, "val2017")
     items, samples = read_all(tax, root, "val2017")
     assert [i.key for i in items] == ["000000142238", "000000439180"]
     meta = json.loads((real_fixtures / "coco-panoptic/panoptic_examples.json").read_text())

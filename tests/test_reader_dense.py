@@ -6,10 +6,10 @@ from collections import Counter
 
 import numpy as np
 from PIL import Image
+from support.every_taxonomy import expected_labels
 from support.generated import write_bdd100k
 from support.layout import place, shipped
 from support.readers import (
-    by_dict,
     check_sample,
     read_all,
     read_by_key,
@@ -72,6 +72,6 @@ def test_sunrgbd_pairs_by_number_and_matches_plain_decode(real_fixtures, tmp_pat
     items, [sample] = read_all(tax, tmp_path, split)
     assert items[0].key == "img-000001"
     raw = np.array(Image.open(src / "label37/00000001.png"))
-    assert np.array_equal(sample.label, by_dict(tax, raw))
+    assert np.array_equal(sample.label, expected_labels(tax, raw))
     assert np.array_equal(sample.label == 255, raw == 255)
     check_sample(sample, src / "image/img-000001.jpg")

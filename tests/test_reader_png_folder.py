@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 from PIL import Image
+from support.every_taxonomy import expected_labels
 from support.generated import png
 from support.layout import place, shipped, with_changes
 from support.readers import (
     bad,
-    by_dict,
     read_all,
 )
 
@@ -59,7 +59,7 @@ def test_png_folder_index_and_color_modes_on_real_pngs(real_fixtures, tmp_path):
     place(tmp_path / "a", "ann", "ADE_val_00000002.png", src=src / "annotations/ADE_val_00000002.png")
     _, [sample] = read_all(idx_tax, tmp_path / "a", "val")
     assert np.array_equal(
-        sample.label, by_dict(ade, np.array(Image.open(src / "annotations/ADE_val_00000002.png")))
+        sample.label, expected_labels(ade, np.array(Image.open(src / "annotations/ADE_val_00000002.png")))
     )
 
     config = json.loads((real_fixtures / "mapillary/config_v1.1.json").read_text())["labels"]

@@ -15,12 +15,6 @@ from support.generated import jpeg, png
 from support.layout import place, shipped
 
 
-def per_pixel(tax, raw: np.ndarray) -> np.ndarray:
-    """The reference: every pixel through tax.raw_to_target(), one at a time."""
-    table = tax.raw_to_target()
-    return np.vectorize(table.__getitem__, otypes=[np.int64])(raw).astype(tax.label_dtype)
-
-
 def read_one(tax, root, split):
     reader = get_reader(tax.format)
     [item] = list(reader.plan(tax, root, split))
@@ -52,14 +46,6 @@ def read_all(tax, root: Path, split: str):
     return items, [reader.read(tax, item) for item in items]
 
 
-def by_dict(tax, raw: np.ndarray) -> np.ndarray:
-    """The taxonomy mapping applied with a plain dict, per distinct value (no LUT code)."""
-    table = tax.raw_to_target()
-    out = np.zeros(raw.shape, dtype=np.int64)
-    for value in np.unique(raw).tolist():
-        out[raw == value] = table[value]
-    return out
-
 
 def check_sample(sample, image_path: Path) -> None:
     assert sample.image_bytes == image_path.read_bytes()
@@ -71,7 +57,7 @@ def check_sample(sample, image_path: Path) -> None:
     assert sample.key == sanitize_key(sample.key)
 
 
-def _coco_root(real_fixtures: Path, tmp_path: Path, tax, split: str) -> Path:
+def coco_root(real_fixtures: Path, tmp_path: Path, tax, split: str) -> Path:
     src = real_fixtures / "coco-panoptic"
     spec = tax.splits[split]
     for image in sorted((src / "images").glob("*.jpg")):
