@@ -150,6 +150,24 @@ def test_resume_after_damage_restores_identical_shards(toy_root: Path, tmp_path:
     assert keys == [f"img_{i:04d}" for i in range(9)]
 
 
+def test_rerun_removes_every_temp_of_its_split_and_no_other(toy_root: Path, tmp_path: Path):
+    from pipeline.safe_write import temp_path
+
+    out = tmp_path / "out"
+    run(toy_root, out)
+    ds = out / "toy"
+    killed = [temp_path(ds / n) for n in ("train-000001.tar", "train.manifest.parquet", "train.quarantine.jsonl")]
+    killed += [temp_path(ds / ".parts" / "train-000002.json"), temp_path(out / "index.parquet")]
+    live = [temp_path(ds / "val-000000.tar"), temp_path(ds / "val.manifest.parquet"), temp_path(out / "index.parquet")]
+    for p in killed + live:
+        p.write_bytes(b"partial")
+    hour_ago = time.time() - 2 * 3600
+    os.utime(killed[-1], (hour_ago, hour_ago))  # an index temp this old belongs to a dead job
+    run(toy_root, out)
+    assert [p for p in killed if p.exists()] == []
+    assert all(p.exists() for p in live)  # another split's job, or a job writing the index now
+
+
 def test_changed_shard_size_replans_and_drops_old_shards(toy_root: Path, tmp_path: Path):
     out = tmp_path / "out"
     first = run(toy_root, out)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.safe_write import save_figure, write_text_atomic
 from trainer.infer import Predictor
 
 
@@ -122,9 +122,7 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "chart": out_dir / "per_class_iou.png"}
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, paths["json"])
+    write_text_atomic(paths["json"], json.dumps(results, indent=2))
 
     modes = [m for m in ("single_scale", "multi_scale") if m in results]
     table = Table(title=f"{results['dataset']}: {results['images']} images")
@@ -150,8 +148,5 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     ax.set_title(f"{results['dataset']} per-class IoU")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp_png = paths["chart"].with_name("per_class_iou.tmp.png")
-    fig.savefig(tmp_png, dpi=120)
-    plt.close(fig)
-    os.replace(tmp_png, paths["chart"])
+    save_figure(fig, paths["chart"], dpi=120)
     return paths

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import colorsys
-import os
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.safe_write import atomic_path
 
 
 def palette(k: int) -> np.ndarray:
@@ -15,10 +16,9 @@ def palette(k: int) -> np.ndarray:
     return (np.array(cols) * 255).astype(np.uint8).reshape(k, 3)
 
 
-def _save_atomic(image, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    image.save(tmp)
-    os.replace(tmp, path)
+def _save_png(image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def overlay_with_legend(image: np.ndarray, labels: np.ndarray, names: list[str], alpha: float = 0.5):
@@ -57,8 +57,8 @@ def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: li
         dtype = np.uint8 if len(names) <= 255 else np.uint16
         label_path = out_dir / f"{Path(path).stem}.label.png"
         overlay_path = out_dir / f"{Path(path).stem}.overlay.png"
-        _save_atomic(Image.fromarray(labels.astype(dtype)), label_path)
-        _save_atomic(overlay_with_legend(image, labels, names), overlay_path)
+        _save_png(Image.fromarray(labels.astype(dtype)), label_path)
+        _save_png(overlay_with_legend(image, labels, names), overlay_path)
         present = [names[c] for c in np.unique(labels)]
         written.append({"image": str(path), "label": str(label_path), "overlay": str(overlay_path), "classes": present})
     return written

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from trainer.augment import AugmentParams
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
@@ -110,8 +111,8 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     run_dir = cfg.run_dir
     writer = csv_file = None
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+        write_text_atomic(run_dir / "config.json", cfg.model_dump_json(indent=2))
+        remove_stale_temps(run_dir / "checkpoints")  # a checkpoint being saved when the run was killed
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tb"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.shard import read_part
-from pipeline.convert.tario import temp_name, write_atomic
+from pipeline.safe_write import atomic_path, write_text_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 INDEX_FILE = "index.parquet"
@@ -49,12 +49,8 @@ def _manifest_schema():
 def _write_parquet(table, final: Path) -> None:
     import pyarrow.parquet as pq
 
-    tmp = temp_name(final)
-    try:
+    with atomic_path(final) as tmp:
         pq.write_table(table, tmp)
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def assemble_split(out_ds: Path, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan]) -> tuple[int, int]:
@@ -73,7 +69,7 @@ def assemble_split(out_ds: Path, tax: DatasetTaxonomy, split: str, plans: list[S
     table = pa.Table.from_pylist([{**common, **r} for r in rows], schema=_manifest_schema())
     _write_parquet(table, manifest_path(out_ds, split))
     lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantine)
-    write_atomic(quarantine_path(out_ds, split), lines.encode())
+    write_text_atomic(quarantine_path(out_ds, split), lines)
     return len(rows), len(quarantine)
 
 

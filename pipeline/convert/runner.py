@@ -7,15 +7,23 @@ so `--no-ray` gives byte-identical shards.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.convert.manifest import assemble_split, build_index
+from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
 from pipeline.convert.plan import ShardPlan, plan_split
 from pipeline.convert.readers.base import Reader
-from pipeline.convert.shard import ShardOptions, convert_shard, is_complete, split_files
-from pipeline.convert.tario import is_temp
+from pipeline.convert.shard import (
+    PARTS_DIR,
+    ShardOptions,
+    convert_shard,
+    is_complete,
+    shard_file_pattern,
+    split_files,
+)
+from pipeline.safe_write import remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _GLOB_CHARS = set("*?[")
@@ -56,9 +64,16 @@ def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
 
 
 def prepare(out_ds: Path, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
-    """Remove stale temps and shards beyond the plan; return the shards still to do."""
+    """Remove this split's stale temps and shards beyond the plan; return the shards still to do."""
+    # Only this split's names: another job may be converting another split into the same folder.
+    finals = (manifest_path(out_ds, split), quarantine_path(out_ds, split))
+    ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(f.name) for f in finals)]))
+    remove_stale_temps(out_ds, ours)
+    remove_stale_temps(out_ds / PARTS_DIR, ours)
+    # Every job rewrites the shared index at its end, in seconds: an hour-old temp of it is dead.
+    remove_stale_temps(out_ds.parent, re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
     for index, path in split_files(out_ds, split):
-        if is_temp(path) or index >= len(plans):
+        if index >= len(plans):
             path.unlink(missing_ok=True)
     return [p for p in plans if not is_complete(out_ds, p)]
 

@@ -9,7 +9,6 @@ kill at any moment leaves either a finished shard or one that the next run redoe
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 from pipeline.convert.encode import encode_sample
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
-from pipeline.convert.tario import DeterministicTarWriter, temp_name, write_atomic
+from pipeline.convert.tario import DeterministicTarWriter
+from pipeline.safe_write import publish, temp_path, write_bytes_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 PARTS_DIR = ".parts"
@@ -82,7 +82,7 @@ def convert_shard(
     out_ds = Path(out_dir) / tax.name
     out_ds.mkdir(parents=True, exist_ok=True)
     final = tar_path(out_ds, plan.name)
-    tmp = temp_name(final)
+    tmp = temp_path(final)
     embed = None
     if options.box_embeddings and tax.supervision.value == "box":
         from pipeline.convert.boxemb import box_embedder
@@ -109,7 +109,7 @@ def convert_shard(
             rows.append({**encoded.row, "shard": final.name})
         if writer is not None:
             writer.close()
-            os.replace(tmp, final)
+            publish(tmp, final)
         else:
             final.unlink(missing_ok=True)  # left by an earlier plan of this shard
     except StrictStop:
@@ -128,18 +128,23 @@ def convert_shard(
         "samples": rows,
         "quarantine": quarantine,
     }
-    write_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
+    write_bytes_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
     return {"shard": final.name, "items": len(plan.items), "written": len(rows), "quarantined": len(quarantine)}
 
 
+def shard_file_pattern(split: str) -> re.Pattern:
+    """The names of a split's shard tars and parts, `<split>-NNNNNN.tar` / `.json`."""
+    return re.compile(rf"{re.escape(split)}-(\d{{6}})\.(tar|json)")
+
+
 def split_files(out_ds: Path, split: str) -> list[tuple[int, Path]]:
-    """This split's shard tars and parts (finished or temp), with their shard index."""
-    pattern = re.compile(rf"^{re.escape(split)}-(\d{{6}})\.(tar|json)(\.tmp-[0-9a-f]+)?$")
+    """This split's finished shard tars and parts, with their shard index."""
+    pattern = shard_file_pattern(split)
     found = []
     for folder in (out_ds, out_ds / PARTS_DIR):
         if folder.is_dir():
             for p in folder.iterdir():
-                m = pattern.match(p.name)
+                m = pattern.fullmatch(p.name)
                 if m:
                     found.append((int(m.group(1)), p))
     return sorted(found)

@@ -73,7 +73,7 @@ def plot(per_split, per_class, names: dict[str, list[str]], png: Path, top: int)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.convert.tario import temp_name
+    from pipeline.safe_write import save_figure
 
     datasets = sorted(set(per_class["dataset"]))
     fig, axes = plt.subplots(len(datasets) + 1, 1, figsize=(12, 3 + 3 * len(datasets)), squeeze=False)
@@ -88,15 +88,7 @@ def plot(per_split, per_class, names: dict[str, list[str]], png: Path, top: int)
         ax.set_xticks(range(len(labels)), labels, rotation=75, fontsize=7)
         ax.set_title(f"{dataset}: images containing each class (top {len(labels)})")
     fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(png)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        tmp.replace(png)
-    finally:
-        tmp.unlink(missing_ok=True)
-        plt.close(fig)
+    save_figure(fig, png, dpi=100)
 
 
 def class_name(names: dict[str, list[str]], dataset: str, index: int) -> str:

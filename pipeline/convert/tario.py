@@ -1,4 +1,4 @@
-"""Reproducible tar writing and write-then-rename helpers.
+"""Reproducible tar writing.
 
 Every header field that could differ between runs or machines (mtime, owner, mode) is fixed, so
 the same samples in the same order give the same bytes: shards can be compared with `cmp` and a
@@ -8,36 +8,8 @@ resumed job rewrites a lost shard exactly as it was.
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import tarfile
 from pathlib import Path
-
-TMP_MARK = ".tmp-"
-
-
-def temp_name(final: Path) -> Path:
-    """`<final>.tmp-<random>`: unique per attempt, and recognisable as stale after a crash."""
-    return final.with_name(f"{final.name}{TMP_MARK}{secrets.token_hex(6)}")
-
-
-def is_temp(path: Path) -> bool:
-    return TMP_MARK in path.name
-
-
-def write_atomic(final: Path, data: bytes) -> None:
-    """Write bytes to a temp name, flush to disk, then rename over `final`."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(final)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class DeterministicTarWriter:
@@ -60,12 +32,10 @@ class DeterministicTarWriter:
         self._tar.addfile(info, io.BytesIO(data))
 
     def close(self) -> None:
-        """Finish the archive and flush it to disk, so a rename after this publishes a whole file."""
+        """Finish the archive; `safe_write.publish` then syncs it and renames it into place."""
         if self._file.closed:
             return
         try:
             self._tar.close()
-            self._file.flush()
-            os.fsync(self._file.fileno())
         finally:
             self._file.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline.demo.corpus import CorpusSize
 from pipeline.demo.layout import HELDOUT, TRAIN_SPLITS, Paths
 from pipeline.demo.run import Settings, StepFailed, Timer, evaluate, prepare, train
+from pipeline.safe_write import write_text_atomic
 
 NOISY = "demo-openimages"
 
@@ -75,9 +76,7 @@ def run_experiments(s: Settings) -> Path:
         f"Total time: {time.perf_counter() - started:.0f} s.",
         "",
     ]
-    path = p.out / "results.md"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text_atomic(p.out / "results.md", "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:

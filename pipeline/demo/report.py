@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.demo.layout import HELDOUT, VAL_SPLITS, first_validation_items
+from pipeline.safe_write import save_figure, write_text_atomic
 
 
 def chance_miou(targets: list[np.ndarray], k: int) -> float:
@@ -56,10 +57,7 @@ def plot_losses(losses_csv: Path, out: Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("training losses")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def _colour(labels: np.ndarray, k: int, ignore: int) -> np.ndarray:
@@ -111,9 +109,7 @@ def plot_examples(p, per_dataset: int, out: Path) -> Path:
     axes[0][0].set_title("image", fontsize=9)
     axes[0][1].set_title("ground truth (boxes for box data)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)
 
 
 def separation_scores(p) -> dict[str, float]:
@@ -189,7 +185,4 @@ def write_demo_report(p, run: Path, heldout_json: Path, in_domain_json: Path, ti
         "",
     ]
     path = p.out / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, "\n".join(lines))

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.demo import report
 from pipeline.demo.corpus import CorpusSize, write_corpus
 from pipeline.demo.layout import HELDOUT, TRAIN_SPLITS, VAL_SPLITS, Paths, first_validation_items
+from pipeline.safe_write import write_text_atomic
 from pipeline.taxonomy.yaml_io import dump_yaml
 
 
@@ -77,10 +78,7 @@ def train_config(p: Paths, s: Settings, name: str, datasets: dict[str, dict], ta
         "lr": 1.0e-3, "warmup_steps": 20, "workers": 1, "amp": False, "seed": s.seed,
         "checkpoint_every": s.steps, "log_every": 10,
     }
-    path = p.out / "configs" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_yaml(cfg))
-    return path
+    return write_text_atomic(p.out / "configs" / f"{name}.yaml", dump_yaml(cfg))
 
 
 def prepare(p: Paths, s: Settings, timer: Timer) -> None:

@@ -6,10 +6,11 @@ sentence, without the "An image of" head), source ("wikipedia" or "registry"), f
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from pipeline.safe_write import atomic_path
 
 CACHE_FILE = "descriptions.parquet"
 COLUMNS = ("label", "title", "text", "source", "fetched_at")
@@ -61,7 +62,6 @@ def write_cache(path: Path, rows: dict[str, CachedDescription]) -> Path:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ordered = [rows[k] for k in sorted(rows)]
     table = pa.table(
         {
@@ -72,7 +72,6 @@ def write_cache(path: Path, rows: dict[str, CachedDescription]) -> Path:
             "fetched_at": pa.array([r.fetched_at for r in ordered], pa.timestamp("us", tz="UTC")),
         }
     )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path

@@ -7,11 +7,12 @@ dataset, class_index, class_name, label, row.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.safe_write import atomic_path
 
 TABLE_COLUMNS = ("label", "text", "vector", "encoder", "dim", "inputs_hash")
 LOOKUP_COLUMNS = ("dataset", "class_index", "class_name", "label", "row")
@@ -80,10 +81,8 @@ def _replace(table, path: Path, metadata: dict[str, str] | None = None) -> None:
 
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def write_table(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.embed.table import EmbeddingTable
+from pipeline.safe_write import save_figure
 from pipeline.taxonomy.load import TaxonomySet
 from pipeline.taxonomy.schema import Group
 
@@ -104,10 +105,4 @@ def plot_heatmap(space: LabelSpace, sim: np.ndarray, out: Path, title: str) -> P
         ax.set_yticks(centres, names, fontsize=9)
     ax.set_title(title)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out, dpi=110)
