@@ -1,4 +1,5 @@
-"""The `ssiw` command. Each stage owns its subcommands in its own module; this file only wires them.
+"""The `ssiw` command. Each stage owns its subcommands in its own module; this file only wires them
+and turns a user-facing error (`pipeline.errors.SsiwError`) into one line and exit status 1.
 
 Subcommand modules import heavy libraries (torch, ray, pyarrow) inside their functions so that
 `ssiw --help` and `ssiw taxonomy ...` stay fast.
@@ -7,15 +8,31 @@ Subcommand modules import heavy libraries (torch, ray, pyarrow) inside their fun
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from pipeline.convert import cli as convert_cli
 from pipeline.describe import cli as describe_cli
 from pipeline.embed import cli as embed_cli
+from pipeline.errors import SsiwError
 from pipeline.labelspace import cli as labelspace_cli
 from pipeline.taxonomy import cli as taxonomy_cli
 from trainer import cli as trainer_cli
 
+
+class SsiwGroup(TyperGroup):
+    """Every subcommand runs inside this `invoke`: the one handler of user-facing errors. Anything
+    else (a bug) keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SsiwError as e:
+            typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from e
+
+
 app = typer.Typer(
+    cls=SsiwGroup,
     name="ssiw",
     help=(
         "Semantic segmentation from sentences: every class of every dataset becomes the embedding of a "

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pipeline.errors import BadInput
+
 if TYPE_CHECKING:  # numpy loads only where members are encoded or decoded: taxonomy code imports this
     import numpy as np
 
@@ -102,7 +104,7 @@ def sample_members(
     return members
 
 
-class SampleError(ValueError):
+class SampleError(BadInput):
     """A shard sample that cannot be used; names the sample key and the reason."""
 
     def __init__(self, key: str, reason: str):

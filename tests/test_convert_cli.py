@@ -6,17 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from support.convert_fakes import TOY_READER, make_toy_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline.convert import cli, readers
-
-app = typer.Typer()
-app.command("convert")(cli.convert)
-app.add_typer(cli.shards_app, name="shards")
+from pipeline.cli import app  # the real command, with its one handler of user-facing errors
+from pipeline.convert import readers
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
             (cw, ch), Image.BILINEAR,
             box=(src[0] * sx, src[1] * sy, min(im.size[0], src[2] * sx), min(im.size[1], src[3] * sy)),
         )
-    except Exception as e:
+    except Exception as e:  # PIL decodes lazily: a corrupt file fails here, with as many types
         raise SampleError(key, f"image cannot be decoded: {e}") from e
 
     do_flip = bool(p is not None and p.flip and rng.random() < 0.5)

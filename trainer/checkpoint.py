@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.errors import BadInput, NotFound
 from pipeline.safe_write import atomic_path
 
 
@@ -27,15 +28,15 @@ def load_checkpoint(path: str | Path) -> dict:
     if p.is_dir():  # a run folder: its newest checkpoint
         found = latest_checkpoint(p)
         if found is None:
-            raise FileNotFoundError(f"{p}: no checkpoints/step-*.pt in this run folder")
+            raise NotFound(f"{p}: no checkpoints/step-*.pt in this run folder")
         p = found
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint not found")
+        raise NotFound(f"{p}: checkpoint not found")
     try:
         state = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ValueError(f"{p}: not a readable checkpoint: {e}") from e
+    except Exception as e:  # torch.load raises many types for a damaged or foreign file (zip, pickle, EOF, ...)
+        raise BadInput(f"{p}: not a readable checkpoint: {e}") from e
     for key in ("model", "config", "label_space", "step"):
         if key not in state:
-            raise ValueError(f"{p}: not an ssiw checkpoint (no {key!r})")
+            raise BadInput(f"{p}: not an ssiw checkpoint (no {key!r})")
     return state

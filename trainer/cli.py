@@ -7,18 +7,14 @@ from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
-    raise typer.Exit(1)
+from pipeline.errors import BadInput
 
 
 def _scales(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        _fail(f"scales must be comma-separated integers, got {text!r}")
-        raise
+        raise BadInput(f"scales must be comma-separated integers, got {text!r}") from None
 
 
 def train(
@@ -31,10 +27,7 @@ def train(
     """Train on mixed shards with the paper's three losses (one process, torchrun, or --ray)."""
     from trainer.config import load_config
 
-    try:
-        cfg = load_config(config)
-    except (FileNotFoundError, ValueError) as e:
-        _fail(str(e))
+    cfg = load_config(config)
     if resume == "auto":
         from trainer.checkpoint import latest_checkpoint
 
@@ -47,10 +40,7 @@ def train(
     else:
         from trainer.train import run_training
 
-        try:
-            summary = run_training(cfg, resume=resume)
-        except (FileNotFoundError, KeyError, ValueError) as e:
-            _fail(str(e))
+        summary = run_training(cfg, resume=resume)
     if summary.get("rank", 0) == 0:
         typer.echo(f"run folder: {summary['run_dir']}  (losses.csv, tb/, checkpoints/)")
 
@@ -74,24 +64,21 @@ def evaluate(
     from trainer.evaluate import evaluate_checkpoint, samples_from_root, samples_from_shards, write_report
 
     if (root is None) == (shards is None):
-        _fail("give exactly one of --root or --shards")
-    try:
-        tab = None
-        if table is not None:
-            from trainer.train import load_embedding_table
+        raise BadInput("give exactly one of --root or --shards")
+    tab = None
+    if table is not None:
+        from trainer.train import load_embedding_table
 
-            tab = load_embedding_table(table)
-        if shards is not None:
-            samples = samples_from_shards(shards, dataset, split, limit)
-        else:
-            from pipeline.taxonomy.load import load_taxonomy_set
+        tab = load_embedding_table(table)
+    if shards is not None:
+        samples = samples_from_shards(shards, dataset, split, limit)
+    else:
+        from pipeline.taxonomy.load import load_taxonomy_set
 
-            samples = samples_from_root(load_taxonomy_set(taxonomies).dataset(dataset), root, split, limit)
-        results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
-                                      multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
-                                      taxonomies=taxonomies)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e))
+        samples = samples_from_root(load_taxonomy_set(taxonomies).dataset(dataset), root, split, limit)
+    results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
+                                  multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
+                                  taxonomies=taxonomies)
     base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
     paths = write_report(results, out or base / f"eval-{dataset}-{split}")
     typer.echo(f"wrote {paths['json']} and {paths['chart']}")
@@ -116,23 +103,20 @@ def segment(
     from trainer.segment import segment_images
 
     if (dataset is None) == (not label):
-        _fail("give either --dataset or one or more --label 'name: description'")
-    try:
-        predictor = Predictor.from_checkpoint(checkpoint)
-        if dataset:
-            tab = None
-            if table is not None:
-                from trainer.train import load_embedding_table
+        raise BadInput("give either --dataset or one or more --label 'name: description'")
+    predictor = Predictor.from_checkpoint(checkpoint)
+    if dataset:
+        tab = None
+        if table is not None:
+            from trainer.train import load_embedding_table
 
-                tab = load_embedding_table(table)
-            vectors = predictor.vectors_for(dataset, tab)
-            names = class_names_for(dataset, len(vectors), taxonomies)
-        else:
-            labels = parse_labels(label)
-            names, vectors = [x.name for x in labels], encode_labels(labels, encoder or predictor.encoder or "minilm")
-        written = segment_images(predictor, images, vectors, names, out,
-                                 [scale or int(predictor.config.get("short_edge", 1080))], sliding)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e))
+            tab = load_embedding_table(table)
+        vectors = predictor.vectors_for(dataset, tab)
+        names = class_names_for(dataset, len(vectors), taxonomies)
+    else:
+        labels = parse_labels(label)
+        names, vectors = [x.name for x in labels], encode_labels(labels, encoder or predictor.encoder or "minilm")
+    written = segment_images(predictor, images, vectors, names, out,
+                             [scale or int(predictor.config.get("short_edge", 1080))], sliding)
     for w in written:
         typer.echo(f"{w['image']}: {w['overlay']} ({', '.join(w['classes'])})")

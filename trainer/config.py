@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.errors import BadInput, NotFound
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -83,17 +85,17 @@ def load_config(path: str | Path) -> TrainConfig:
 
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: config file not found")
+        raise NotFound(f"{p}: config file not found")
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise ValueError(f"{p}: not valid YAML: {e}") from e
+        raise BadInput(f"{p}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
-        raise ValueError(f"{p}: expected a mapping of config fields")
+        raise BadInput(f"{p}: expected a mapping of config fields")
     try:
         cfg = TrainConfig.model_validate(raw)
     except ValidationError as e:
         lines = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise ValueError(f"{p}: {lines}") from e
+        raise BadInput(f"{p}: {lines}") from e
     # Relative paths in the file are relative to the current directory, like every CLI path.
     return cfg

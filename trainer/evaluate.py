@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput, SsiwError
 from pipeline.safe_write import save_figure, write_text_atomic
 from trainer.infer import Predictor
 
@@ -41,7 +42,7 @@ def samples_from_shards(shard_dir: Path, dataset: str, split: str, limit: int | 
             return
         s = decode_sample(raw, np.random.default_rng(0), None)
         if s["supervision"] == "box":
-            raise ValueError(f"{urls[0]}: {dataset} has box supervision; mIoU needs dense labels")
+            raise BadInput(f"{urls[0]}: {dataset} has box supervision; mIoU needs dense labels")
         yield s["key"], s["image"], s["target"]
 
 
@@ -56,7 +57,7 @@ def samples_from_root(tax, root: Path, split: str, limit: int | None):
             return
         sample = reader.read(tax, item)
         if sample.label is None:
-            raise ValueError(f"{item.image}: no dense label for evaluation")
+            raise BadInput(f"{item.image}: no dense label for evaluation")
         image = np.asarray(Image.open(io.BytesIO(sample.image_bytes)).convert("RGB"))
         target = sample.label.astype(np.int64)
         target[target == tax.ignore_index] = -1
@@ -70,7 +71,7 @@ def class_names_for(dataset: str, k: int, taxonomies: Path | None = None) -> lis
         names = load_taxonomy_set(taxonomies).dataset(dataset).class_names
         if len(names) == k:
             return names
-    except (KeyError, ValueError, FileNotFoundError):  # a dataset without a shipped taxonomy: use indices
+    except SsiwError:  # a dataset without a (loadable) taxonomy: use indices
         pass
     return [f"class {i}" for i in range(k)]
 
@@ -96,7 +97,7 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
             conf[m] += confusion(probs.argmax(0), target, k)
         n += 1
     if n == 0:
-        raise ValueError(f"no evaluation samples found for {dataset}")
+        raise BadInput(f"no evaluation samples found for {dataset}")
     names = class_names_for(dataset, k, taxonomies)
     results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "sliding": sliding, "flip": flip}
     for m, scales in modes.items():

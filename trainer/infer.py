@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import UnknownName
 from trainer.checkpoint import load_checkpoint
 from trainer.labels import LabelSpace
 
@@ -47,7 +48,7 @@ class Predictor:
             return np.asarray(table.vectors, dtype=np.float32)[np.asarray(table.rows_for(dataset))]
         if dataset in self.label_space.columns:
             return self.label_space.dataset_vectors(dataset)
-        raise KeyError(f"{dataset!r} was not a training dataset of this checkpoint; give --table to embed its labels")
+        raise UnknownName(f"{dataset!r} was not a training dataset of this checkpoint; give --table to embed its labels")
 
     def scores(self, image: np.ndarray, vectors: np.ndarray, scales: list[int], window: tuple[int, int] | None = None,
                flip: bool = False) -> np.ndarray:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.errors import UnknownName
+
 
 @dataclass
 class LabelSpace:
@@ -23,7 +25,7 @@ class LabelSpace:
             try:
                 per[name] = np.asarray(table.rows_for(name), dtype=np.int64)
             except KeyError as e:
-                raise KeyError(f"the embedding table has no rows for dataset {name!r} (embed its taxonomy first)") from e
+                raise UnknownName(f"the embedding table has no rows for dataset {name!r} (embed its taxonomy first)") from e
         rows = np.unique(np.concatenate(list(per.values())))
         vectors = np.asarray(table.vectors, dtype=np.float32)[rows]
         columns = {name: np.searchsorted(rows, r) for name, r in per.items()}

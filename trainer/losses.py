@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import BadInput
 from pipeline.shard_format import Supervision
 
 DENSE, COARSE, BOX = (s.code for s in Supervision)  # batch["supervision"] holds these codes
@@ -109,7 +110,7 @@ class SentenceLoss(nn.Module):
                 if supervision[i] != BOX:
                     t = target[i]
                     if t.numel() and int(t.max()) >= len(cols):
-                        raise ValueError(f"sample {batch['keys'][i]}: class index {int(t.max())} but "
+                        raise BadInput(f"sample {batch['keys'][i]}: class index {int(t.max())} but "
                                          f"{batch['datasets'][i]} has {len(cols)} classes")
                     col_target[i] = torch.where(t >= 0, cols.to(t.device)[t.clamp(min=0)], -1)
             loss, valid = pixel_losses(logits, col_target, column_mask)

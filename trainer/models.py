@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import BadInput, NotFound
+
 MODELS = ("segformer-b5", "hrnet-w48", "resnet18", "tiny")
 
 # SegFormer-B5 (Xie et al. 2021, table 6): mix-transformer depths and widths, decoder width 768.
@@ -76,7 +78,7 @@ def _load_partial(module: nn.Module, path: str) -> None:
     """Load a backbone checkpoint (.pth/.pt/.safetensors); keys that do not fit are reported, not fatal."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: pretrained weights file not found")
+        raise NotFound(f"{p}: pretrained weights file not found")
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -87,7 +89,7 @@ def _load_partial(module: nn.Module, path: str) -> None:
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
-        raise ValueError(f"{p}: no tensor matches the model's parameter names and shapes")
+        raise BadInput(f"{p}: no tensor matches the model's parameter names and shapes")
     module.load_state_dict(usable, strict=False)
     missing = len(own) - len(usable)
     if missing:
@@ -108,4 +110,4 @@ def build_model(name: str, dim: int, weights: str | None = None, width: int = 32
         if weights:
             _load_partial(backbone, weights)
         return FeatureFusion(backbone, dim, hidden=256 if name == "hrnet-w48" else max(width, 32))
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    raise BadInput(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")

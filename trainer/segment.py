@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput
 from pipeline.safe_write import atomic_path
 
 
@@ -51,8 +52,8 @@ def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: li
     for path in images:
         try:
             image = np.asarray(Image.open(path).convert("RGB"))
-        except Exception as e:
-            raise ValueError(f"{path}: cannot read image: {e}") from e
+        except Exception as e:  # PIL raises many types for a missing, foreign or corrupt file
+            raise BadInput(f"{path}: cannot read image: {e}") from e
         labels = predictor.predict(image, vectors, scales, window)
         dtype = np.uint8 if len(names) <= 255 else np.uint16
         label_path = out_dir / f"{Path(path).stem}.label.png"

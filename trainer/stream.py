@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
 from trainer.augment import AugmentParams, decode_sample
 
@@ -34,7 +35,7 @@ def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
     pattern = str(Path(shard_dir) / dataset / f"{split}-*.tar")
     urls = sorted(glob.glob(pattern))
     if not urls:
-        raise FileNotFoundError(f"no shards match {pattern}")
+        raise NotFound(f"no shards match {pattern}")
     return urls
 
 
@@ -43,7 +44,7 @@ def batch_counts(ratios: list[float], batch_size: int) -> Iterator[list[int]]:
     behind its share, so every batch is as close to the ratios as integers allow."""
     r = np.asarray(ratios, dtype=np.float64)
     if (r < 0).any() or r.sum() <= 0:
-        raise ValueError(f"dataset ratios must be non-negative with a positive sum, got {ratios}")
+        raise BadInput(f"dataset ratios must be non-negative with a positive sum, got {ratios}")
     r = r / r.sum()
     given = np.zeros(len(r))
     n = 0
@@ -83,7 +84,7 @@ def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int
             empty = False
             yield sample
         if empty:
-            raise FileNotFoundError(f"shards yield no samples for this worker: {urls[:3]}")
+            raise NotFound(f"shards yield no samples for this worker: {urls[:3]}")
 
 
 def collate(samples: list[dict], names: list[str], rows: dict[str, np.ndarray | None]) -> dict:

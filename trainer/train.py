@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from trainer.augment import AugmentParams
 from trainer.checkpoint import load_checkpoint, save_checkpoint
@@ -44,7 +45,7 @@ def _trainee_class():
 
 def load_embedding_table(path):
     if path is None:
-        raise ValueError("the config has no `table:` (embedding table path)")
+        raise BadInput("the config has no `table:` (embedding table path)")
     from pipeline.embed.table import load_table
 
     return load_table(path)

@@ -17,12 +17,13 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.convert.readers.base import BadSample, Sample
+from pipeline.errors import SsiwError
 
 BATCH = 64
 
 
-class BoxEmbeddingError(RuntimeError):
-    pass
+class BoxEmbeddingError(SsiwError):
+    """A bad --box-embeddings spec, or a model or weights that cannot be loaded."""
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -57,7 +58,7 @@ def box_embedder(spec: str) -> Callable[[Sample], np.ndarray]:
             return np.zeros((0, dim), dtype=np.float16)
         try:
             image = Image.open(io.BytesIO(sample.image_bytes)).convert("RGB")
-        except Exception as e:
+        except Exception as e:  # PIL raises many types for corrupt data
             raise BadSample(sample.sources.get("image", sample.key), f"cannot decode image for box crops: {e}") from e
         crops = [preprocess(image.crop(tuple(int(v) for v in box[:4]))) for box in boxes]
         out = []

@@ -6,30 +6,26 @@ from pathlib import Path
 
 import typer
 
+from pipeline.errors import BadInput, NotFound
+
 shards_app = typer.Typer(help="Inspect converted shards.", no_args_is_help=True)
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 def _jobs(dataset: str | None, root: Path | None, all_: bool, roots: Path | None) -> list[tuple[str, Path]]:
     """(dataset, root) pairs from the arguments or from roots.yaml (paths relative to that file)."""
     if all_:
         if roots is None:
-            _fail("--all needs --roots roots.yaml (a mapping dataset name -> root folder)")
+            raise BadInput("--all needs --roots roots.yaml (a mapping dataset name -> root folder)")
         from pipeline.taxonomy.yaml_io import read_yaml
 
-        try:
-            mapping = read_yaml(roots)
-        except FileNotFoundError:
-            _fail(f"{roots}: file not found")
+        if not roots.is_file():
+            raise NotFound(f"{roots}: file not found")
+        mapping = read_yaml(roots)
         if not isinstance(mapping, dict) or not mapping:
-            _fail(f"{roots}: expected a mapping of dataset name -> root folder")
+            raise BadInput(f"{roots}: expected a mapping of dataset name -> root folder")
         return [(str(name), (roots.parent / str(path)).resolve()) for name, path in mapping.items()]
     if dataset is None or root is None:
-        _fail("give DATASET and --root PATH, or --all --roots roots.yaml")
+        raise BadInput("give DATASET and --root PATH, or --all --roots roots.yaml")
     return [(dataset, root)]
 
 
@@ -54,29 +50,20 @@ def convert(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.convert.boxemb import BoxEmbeddingError, box_embedder, parse_spec
+    from pipeline.convert.boxemb import box_embedder, parse_spec
     from pipeline.convert.plan import parse_size
-    from pipeline.convert.readers.base import BadSample
-    from pipeline.convert.runner import ConvertError, convert_split, ensure_ray
-    from pipeline.convert.shard import ShardFailed, ShardOptions, StrictStop
-    from pipeline.paths import default_shard_dir
-    from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set
-
-    try:
-        shard_bytes = parse_size(shard_size)
-        if box_embeddings:
-            parse_spec(box_embeddings)
-    except (ValueError, BoxEmbeddingError) as e:
-        _fail(str(e))
-    jobs = _jobs(dataset, root, all_, roots)
-    try:
-        taxset = load_taxonomy_set(taxonomies)
-        taxes = [taxset.dataset(name) for name, _ in jobs]
-    except TaxonomyError as e:
-        _fail(str(e))
-    except KeyError as e:
-        _fail(e.args[0])
     from pipeline.convert.readers import get_reader
+    from pipeline.convert.runner import convert_split, ensure_ray
+    from pipeline.convert.shard import ShardOptions
+    from pipeline.paths import default_shard_dir
+    from pipeline.taxonomy.load import load_taxonomy_set
+
+    shard_bytes = parse_size(shard_size)
+    if box_embeddings:
+        parse_spec(box_embeddings)
+    jobs = _jobs(dataset, root, all_, roots)
+    taxset = load_taxonomy_set(taxonomies)
+    taxes = [taxset.dataset(name) for name, _ in jobs]
 
     out_dir = Path(out) if out else default_shard_dir()
     options = ShardOptions(strict=strict, box_embeddings=box_embeddings)
@@ -97,16 +84,6 @@ def convert(
                         use_ray=not no_ray, workers=workers,
                     )
                 )
-    except StrictStop as e:
-        _fail(f"--strict: bad sample {e.path}: {e.reason}")
-    except (ConvertError, ShardFailed, BoxEmbeddingError) as e:
-        _fail(str(e))
-    except BadSample as e:  # raised while planning: a malformed index file, a missing folder
-        _fail(f"{e.path}: {e.reason}")
-    except KeyError as e:  # unknown format or split, from the reader registry
-        _fail(str(e.args[0]))
-    except ValueError as e:  # a planning problem: duplicate keys, a split entry the format needs
-        _fail(str(e))
     finally:
         if started_ray:
             import ray
@@ -140,11 +117,8 @@ def stats(
     from pipeline.paths import default_shard_dir
 
     out_dir = Path(out) if out else default_shard_dir()
-    try:
-        manifests = st.load_manifests(out_dir)
-        per_split = st.dataset_table(out_dir, manifests)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    manifests = st.load_manifests(out_dir)
+    per_split = st.dataset_table(out_dir, manifests)
     per_class = st.class_table(manifests)
     names = st.class_names(taxonomies)
     console = Console()

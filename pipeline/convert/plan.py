@@ -17,6 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from pipeline.convert.readers.base import Reader, WorkItem
+from pipeline.errors import BadInput
 from pipeline.shard_format import KEY_PATTERN, KEY_RULE
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -32,10 +33,10 @@ def parse_size(text: str) -> int:
     """'1GB' -> 10**9, '500MB', '2GiB', '123456' (bytes). Decimal units unless 'iB'."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?[iI]?)[bB]?\s*", text)
     if not m or m.group(2).upper() not in _UNITS:
-        raise ValueError(f"cannot read shard size {text!r}: use a number with a unit, e.g. 1GB, 500MB, 2GiB")
+        raise BadInput(f"cannot read shard size {text!r}: use a number with a unit, e.g. 1GB, 500MB, 2GiB")
     size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
     if size <= 0:
-        raise ValueError(f"shard size {text!r} must be positive")
+        raise BadInput(f"shard size {text!r} must be positive")
     return size
 
 
@@ -64,10 +65,10 @@ def list_items(reader: Reader, tax: DatasetTaxonomy, root: Path, split: str) -> 
     items = sorted(reader.plan(tax, Path(root), split), key=lambda it: it.key)
     bad = [it.key for it in items if not KEY_PATTERN.fullmatch(it.key)]
     if bad:
-        raise ValueError(f"{tax.name}/{split}: keys may hold only {KEY_RULE}: {bad[:5]}")
+        raise BadInput(f"{tax.name}/{split}: keys may hold only {KEY_RULE}: {bad[:5]}")
     dupes = sorted({a.key for a, b in pairwise(items) if a.key == b.key})
     if dupes:
-        raise ValueError(f"{tax.name}/{split}: keys planned more than once: {dupes[:5]}")
+        raise BadInput(f"{tax.name}/{split}: keys planned more than once: {dupes[:5]}")
     return items
 
 

@@ -23,13 +23,14 @@ from pipeline.convert.shard import (
     shard_file_pattern,
     split_files,
 )
+from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _GLOB_CHARS = set("*?[")
 
 
-class ConvertError(ValueError):
+class ConvertError(BadInput):
     """A problem with the request itself (missing root, unknown split, nothing to convert)."""
 
 
@@ -116,8 +117,8 @@ def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -
             plan = pending.pop(done[0])
             try:
                 ray.get(done[0])
-            except Exception as e:  # Ray wraps the task's exception; surface the original
-                raise getattr(e, "cause", None) or e from None
+            except ray.exceptions.RayTaskError as e:  # Ray wraps the task's exception; surface the original
+                raise e.cause or e from None
             bar.update(len(plan.items))
     finally:
         for ref in pending:

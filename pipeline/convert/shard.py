@@ -17,6 +17,7 @@ from pipeline.convert.encode import encode_sample
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
 from pipeline.convert.tario import DeterministicTarWriter
+from pipeline.errors import SsiwError
 from pipeline.safe_write import publish, temp_path, write_bytes_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -33,11 +34,11 @@ class ShardOptions:
         return f"box_embeddings={self.box_embeddings}"
 
 
-class StrictStop(Exception):
+class StrictStop(SsiwError):
     """--strict: the first bad sample stops the job. Picklable, so it crosses from a Ray worker."""
 
     def __init__(self, path: str, reason: str):
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"--strict: bad sample {path}: {reason}")
         self.path, self.reason = path, reason
 
     def __reduce__(self):
@@ -45,7 +46,8 @@ class StrictStop(Exception):
 
 
 class ShardFailed(RuntimeError):
-    """Anything other than a bad sample (a bug, a full disk): fail loudly, naming the shard."""
+    """Anything other than a bad sample or a user error (a bug, a full disk): fail loudly, naming the
+    shard. Not an SsiwError: the CLI shows its traceback."""
 
 
 def tar_path(out_ds: Path, name: str) -> Path:
@@ -112,9 +114,9 @@ def convert_shard(
             publish(tmp, final)
         else:
             final.unlink(missing_ok=True)  # left by an earlier plan of this shard
-    except StrictStop:
+    except SsiwError:  # --strict, or a problem with the taxonomy's options: the user's to fix
         raise
-    except Exception as e:
+    except Exception as e:  # anything else gets the shard and sample named, its traceback kept
         where = f" at {item.key} ({item.image})" if item is not None else ""
         raise ShardFailed(f"shard {tax.name}/{final.name} failed{where}: {type(e).__name__}: {e}") from e
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.convert.manifest import INDEX_FILE, quarantine_path
+from pipeline.errors import NotFound
 
 
 def load_manifests(out_dir: Path):
@@ -12,7 +13,7 @@ def load_manifests(out_dir: Path):
 
     paths = sorted(Path(out_dir).glob("*/*.manifest.parquet"))
     if not paths:
-        raise FileNotFoundError(f"no manifests under {out_dir}: run `ssiw convert` first")
+        raise NotFound(f"no manifests under {out_dir}: run `ssiw convert` first")
     return pl.concat([pl.read_parquet(p) for p in paths])
 
 
@@ -56,11 +57,11 @@ def class_table(manifests):
 
 def class_names(taxonomies: Path | None) -> dict[str, list[str]]:
     """Dataset -> class names, when the taxonomy folder loads; else indices are shown."""
-    from pipeline.taxonomy.load import load_taxonomy_set
+    from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set
 
     try:
         taxset = load_taxonomy_set(taxonomies)
-    except Exception:
+    except TaxonomyError:
         return {}
     return {name: tax.class_names for name, tax in taxset.datasets.items()}
 

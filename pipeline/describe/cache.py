@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipeline.errors import BadInput
 from pipeline.safe_write import atomic_path
 
 CACHE_FILE = "descriptions.parquet"
@@ -36,6 +37,7 @@ def cache_path(cache_dir: Path) -> Path:
 
 def read_cache(path: Path) -> dict[str, CachedDescription]:
     """Label key -> cached row; an absent file is an empty cache. A malformed file is an error."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -43,15 +45,15 @@ def read_cache(path: Path) -> dict[str, CachedDescription]:
         return {}
     try:
         table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a damaged file
-        raise ValueError(f"{path}: not a readable parquet file ({e})") from e
+    except (OSError, pa.ArrowException) as e:  # what pyarrow raises for a damaged file
+        raise BadInput(f"{path}: not a readable parquet file ({e})") from e
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
-        raise ValueError(f"{path}: description cache lacks columns {missing}")
+        raise BadInput(f"{path}: description cache lacks columns {missing}")
     rows: dict[str, CachedDescription] = {}
     for row in table.select(list(COLUMNS)).to_pylist():
         if row["source"] not in SOURCES:
-            raise ValueError(f"{path}: label {row['label']!r} has unknown source {row['source']!r}")
+            raise BadInput(f"{path}: label {row['label']!r} has unknown source {row['source']!r}")
         rows[row["label"]] = CachedDescription(**row)
     return rows
 

@@ -33,28 +33,19 @@ def describe(
     Label text is "An image of {name}. {sentence}". A class `description` in a taxonomy YAML wins over
     the cache, and the registry's own description fills in for any label without a Wikipedia sentence.
     Missing and disambiguation pages are reported per label and never written as text."""
-    from pipeline.describe.run import WikipediaUnreachable, describe_labels
+    from pipeline.describe.run import describe_labels
     from pipeline.paths import default_cache_dir, default_taxonomy_dir
-    from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set
+    from pipeline.taxonomy.load import load_taxonomy_set
 
-    try:
-        taxset = load_taxonomy_set(taxonomies or default_taxonomy_dir())
-    except TaxonomyError as e:
-        console.print(f"[red]{e}[/red]", highlight=False)
-        raise typer.Exit(1) from e
-    try:
-        report = describe_labels(
-            taxset,
-            cache or default_cache_dir(),
-            offline=offline,
-            refresh=refresh,
-            use_ray=not no_ray,
-            workers=workers,
-        )
-    except (ValueError, WikipediaUnreachable) as e:
-        console.print(f"[red]{e}[/red]", highlight=False)
-        raise typer.Exit(1) from e
-
+    taxset = load_taxonomy_set(taxonomies or default_taxonomy_dir())
+    report = describe_labels(
+        taxset,
+        cache or default_cache_dir(),
+        offline=offline,
+        refresh=refresh,
+        use_ray=not no_ray,
+        workers=workers,
+    )
     if report.problems:
         table = Table(title="labels without a Wikipedia sentence (the registry description is used)")
         for col in ("label", "title", "outcome", "detail"):

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.describe.cache import CachedDescription, cache_path, read_cache, write_cache
 from pipeline.describe.wiki import ERROR, OK, FetchConfig, FetchResult, default_user_agent, fetch_batch
+from pipeline.errors import SsiwError
 from pipeline.taxonomy.load import TaxonomySet
 
 CHUNK = 8  # labels per task: enough to reuse a connection, small enough to spread the work
@@ -84,7 +85,7 @@ def fetch_all(
     return _fetch_in_process(chunks, cfg, workers, transport)
 
 
-class WikipediaUnreachable(RuntimeError):
+class WikipediaUnreachable(SsiwError):
     """The first request could not connect at all: stop rather than retry every label."""
 
 

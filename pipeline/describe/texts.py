@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pipeline.describe.cache import CachedDescription
 from pipeline.describe.sentence import label_text
+from pipeline.errors import BadInput
 from pipeline.taxonomy.load import TaxonomySet
 from pipeline.taxonomy.schema import Label
 
@@ -30,7 +31,7 @@ class LabelEntry:
             return self.name
         if mode == "sentence":
             return label_text(self.name, self.description)
-        raise ValueError(f"unknown text mode {mode!r}: use 'sentence' or 'word'")
+        raise BadInput(f"unknown text mode {mode!r}: use 'sentence' or 'word'")
 
 
 def override_key(dataset: str, class_name: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.describe.sentence import label_text
+from pipeline.errors import BadInput
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,9 +33,9 @@ def parse_label(spec: str) -> AdhocLabel:
     name, sep, description = spec.partition(":")
     name, description = name.strip(), description.strip()
     if not name:
-        raise ValueError(f"--label {spec!r}: give a name before the colon, as in 'deer: A deer is ...'")
+        raise BadInput(f"--label {spec!r}: give a name before the colon, as in 'deer: A deer is ...'")
     if sep and not description:
-        raise ValueError(f"--label {spec!r}: the description after the colon is empty")
+        raise BadInput(f"--label {spec!r}: the description after the colon is empty")
     return AdhocLabel(name, description or None)
 
 
@@ -43,7 +44,7 @@ def parse_labels(specs: Iterable[str]) -> list[AdhocLabel]:
     seen: set[str] = set()
     for label in labels:
         if label.name in seen:
-            raise ValueError(f"--label {label.name!r} is given twice")
+            raise BadInput(f"--label {label.name!r} is given twice")
         seen.add(label.name)
     return labels
 

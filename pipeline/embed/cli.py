@@ -35,25 +35,20 @@ def embed(
 
     Uses the description cache written by `ssiw describe` when present (else the registry's
     descriptions). Re-running with unchanged inputs does nothing."""
-    from pipeline.embed.encoders import EncoderError
     from pipeline.embed.run import embed_labels
     from pipeline.paths import default_cache_dir, default_taxonomy_dir
-    from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set
+    from pipeline.taxonomy.load import load_taxonomy_set
 
-    try:
-        taxset = load_taxonomy_set(taxonomies or default_taxonomy_dir())
-        result = embed_labels(
-            taxset,
-            cache or default_cache_dir(),
-            encoder,
-            mode,
-            device=device,
-            batch_size=batch_size,
-            force=force,
-        )
-    except (TaxonomyError, EncoderError, ValueError, FileNotFoundError) as e:
-        console.print(f"[red]{e}[/red]", highlight=False)
-        raise typer.Exit(1) from e
+    taxset = load_taxonomy_set(taxonomies or default_taxonomy_dir())
+    result = embed_labels(
+        taxset,
+        cache or default_cache_dir(),
+        encoder,
+        mode,
+        device=device,
+        batch_size=batch_size,
+        force=force,
+    )
     if result.skipped:
         console.print(f"up to date: {result.path} ({result.rows} rows, inputs unchanged)", highlight=False)
     else:

@@ -15,11 +15,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.errors import BadInput
+
 DEFAULT_ENCODER = "minilm"
 ENCODERS: dict[str, type[TextEncoder]] = {}
 
 
-class EncoderError(ValueError):
+class EncoderError(BadInput):
     """A spec that names no encoder, or an encoder whose weights cannot be loaded."""
 
 

@@ -16,6 +16,7 @@ from pipeline.describe.cache import cache_path, read_cache
 from pipeline.describe.texts import LabelEntry, label_entries, override_key
 from pipeline.embed.encoders import DEFAULT_ENCODER, TextEncoder, get_encoder
 from pipeline.embed.table import LookupRow, stored_inputs_hash, table_path, write_table
+from pipeline.errors import BadInput
 from pipeline.taxonomy.load import TaxonomySet
 
 MODES = ("sentence", "word")
@@ -40,7 +41,7 @@ class EmbedResult:
 def plan_rows(taxset: TaxonomySet, cache_dir: Path, mode: str) -> EmbedPlan:
     """The texts to encode and where each dataset class points, from the taxonomy and description cache."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        raise BadInput(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     entries = label_entries(taxset, read_cache(cache_path(cache_dir)))
     if mode == "word":
         entries = [e for e in entries if e.source != "override"]

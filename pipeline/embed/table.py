@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput, NotFound, UnknownName
 from pipeline.safe_write import atomic_path
 
 TABLE_COLUMNS = ("label", "text", "vector", "encoder", "dim", "inputs_hash")
@@ -60,13 +61,13 @@ class EmbeddingTable:
         try:
             return self.labels.index(label)
         except ValueError:
-            raise KeyError(f"{self.path}: no row for label {label!r}") from None
+            raise UnknownName(f"{self.path}: no row for label {label!r}") from None
 
     def rows_for(self, dataset: str) -> np.ndarray:
         """Row of the table for each class index of `dataset` (int64 array of length K)."""
         rows = sorted((r.class_index, r.row) for r in self.lookup if r.dataset == dataset)
         if not rows:
-            raise KeyError(
+            raise UnknownName(
                 f"{lookup_path(self.path)}: no dataset {dataset!r} (known: {', '.join(self.datasets)})"
             )
         return np.array([row for _, row in rows], dtype=np.int64)
@@ -146,33 +147,34 @@ def stored_inputs_hash(path: Path) -> str | None:
 
 def load_table(path: Path) -> EmbeddingTable:
     """Read a table and its lookup; a missing or malformed file is an error naming it."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
     for p in (path, lookup_path(path)):
         if not p.exists():
-            raise FileNotFoundError(f"{p}: no such embedding file (run `ssiw embed` first)")
+            raise NotFound(f"{p}: no such embedding file (run `ssiw embed` first)")
     try:
         table = pq.read_table(path)
         lookup = pq.read_table(lookup_path(path))
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable embedding table ({e})") from e
+    except (OSError, pa.ArrowException) as e:  # what pyarrow raises for a damaged file
+        raise BadInput(f"{path}: not a readable embedding table ({e})") from e
     for t, p, cols in ((table, path, TABLE_COLUMNS), (lookup, lookup_path(path), LOOKUP_COLUMNS)):
         missing = [c for c in cols if c not in t.column_names]
         if missing:
-            raise ValueError(f"{p}: missing columns {missing}")
+            raise BadInput(f"{p}: missing columns {missing}")
     n = table.num_rows
     if n == 0:
-        raise ValueError(f"{path}: the table has no rows")
+        raise BadInput(f"{path}: the table has no rows")
     dim = table.column("dim")[0].as_py()
     flat = np.asarray(table.column("vector").combine_chunks().flatten(), dtype=np.float32)
     if flat.size != n * dim:
-        raise ValueError(f"{path}: vectors hold {flat.size} values, expected {n} x {dim}")
+        raise BadInput(f"{path}: vectors hold {flat.size} values, expected {n} x {dim}")
     metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     rows = [LookupRow(**r) for r in lookup.select(list(LOOKUP_COLUMNS)).to_pylist()]
     bad = [r for r in rows if not 0 <= r.row < n]
     if bad:
-        raise ValueError(f"{lookup_path(path)}: {len(bad)} rows point outside the table (e.g. {bad[0]})")
+        raise BadInput(f"{lookup_path(path)}: {len(bad)} rows point outside the table (e.g. {bad[0]})")
     return EmbeddingTable(
         path=path,
         labels=table.column("label").to_pylist(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.embed.table import EmbeddingTable
+from pipeline.errors import BadInput, UnknownName
 from pipeline.taxonomy.load import TaxonomySet
 
 DUPLICATE = "duplicate?"
@@ -55,19 +56,19 @@ def audit_labels(
     """Nearest labels from OTHER datasets: a candidate must be used by a dataset that does not use the
     label itself (two labels of one dataset are told apart by that dataset's annotation)."""
     if not ambiguous <= duplicate:
-        raise ValueError(
+        raise BadInput(
             f"the ambiguous threshold ({ambiguous}) must not exceed the duplicate one ({duplicate})"
         )
     usage = taxset.label_usage()
     keys = sorted(taxset.registry.labels)
     missing = [k for k in keys if k not in table.labels]
     if missing:
-        raise ValueError(f"{table.path}: no rows for labels {missing[:5]} (embed again with this taxonomy)")
+        raise BadInput(f"{table.path}: no rows for labels {missing[:5]} (embed again with this taxonomy)")
     vectors = table.vectors[[table.row_of(k) for k in keys]]
     sim = vectors @ vectors.T
     subjects = keys if dataset is None else [k for k in keys if dataset in usage.get(k, [])]
     if dataset is not None and dataset not in taxset.datasets:
-        raise KeyError(f"no taxonomy named {dataset!r} in {taxset.folder}")
+        raise UnknownName(f"no taxonomy named {dataset!r} in {taxset.folder}")
     index = {k: i for i, k in enumerate(keys)}
     entries = []
     for key in subjects:

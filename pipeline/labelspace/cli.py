@@ -24,11 +24,6 @@ OutPng = typer.Option(
 Device = typer.Option(None, "--device", help="torch device for embedding (default: cuda when available)")
 
 
-def _fail(e: Exception) -> typer.Exit:
-    console.print(f"[red]{e}[/red]", highlight=False)
-    return typer.Exit(1)
-
-
 def _table(taxonomies: Path | None, cache: Path | None, encoder: str, mode: str, device: str | None):
     """The taxonomy and its embedding table, embedding first when the table is missing or stale."""
     from pipeline.embed.run import embed_labels
@@ -54,10 +49,9 @@ def similarity(
 ) -> None:
     """Heatmap of pairwise cosine similarity, labels ordered by group, and the separation score
     (mean within-group cosine minus mean between-group cosine; higher keeps groups apart)."""
-    from pipeline.embed.encoders import EncoderError, get_encoder
+    from pipeline.embed.encoders import get_encoder
     from pipeline.labelspace.similarity import plot_heatmap, registry_space, separation
     from pipeline.paths import default_cache_dir
-    from pipeline.taxonomy.load import TaxonomyError
 
     modes = ["sentence", "word"] if mode == "both" else [mode]
     results = Table(title="label-space separation (within-group minus between-group mean cosine)")
@@ -65,19 +59,16 @@ def similarity(
         justify = "left" if col in ("encoder", "mode", "heatmap") else "right"
         results.add_column(col, justify=justify, overflow="fold")
     for m in modes:
-        try:
-            taxset, table = _table(taxonomies, cache, encoder, m, device)
-            space = registry_space(table, taxset)
-            sim = space.similarity()
-            sep = separation(sim, space.groups)
-            enc_id = get_encoder(encoder).id
-            if out is None:
-                png = (cache or default_cache_dir()) / "labelspace" / f"similarity-{enc_id}-{m}.png"
-            else:
-                png = out if len(modes) == 1 else out.with_name(f"{out.stem}-{m}{out.suffix}")
-            plot_heatmap(space, sim, png, f"{table.encoder}, {m} mode: separation {sep.score:.3f}")
-        except (TaxonomyError, EncoderError, ValueError, FileNotFoundError) as e:
-            raise _fail(e) from e
+        taxset, table = _table(taxonomies, cache, encoder, m, device)
+        space = registry_space(table, taxset)
+        sim = space.similarity()
+        sep = separation(sim, space.groups)
+        enc_id = get_encoder(encoder).id
+        if out is None:
+            png = (cache or default_cache_dir()) / "labelspace" / f"similarity-{enc_id}-{m}.png"
+        else:
+            png = out if len(modes) == 1 else out.with_name(f"{out.stem}-{m}{out.suffix}")
+        plot_heatmap(space, sim, png, f"{table.encoder}, {m} mode: separation {sep.score:.3f}")
         results.add_row(
             table.encoder,
             m,
@@ -117,17 +108,10 @@ def audit(
 ) -> None:
     """For each label, its nearest labels used by OTHER datasets, flagging likely duplicates and
     ambiguous pairs, so whoever adds a dataset sees where its labels collide with existing ones."""
-    from pipeline.embed.encoders import EncoderError
     from pipeline.labelspace.audit import audit_labels, flagged_pairs
-    from pipeline.taxonomy.load import TaxonomyError
 
-    try:
-        taxset, table = _table(taxonomies, cache, encoder, mode, device)
-        entries = audit_labels(
-            table, taxset, top=top, duplicate=duplicate, ambiguous=ambiguous, dataset=dataset
-        )
-    except (TaxonomyError, EncoderError, ValueError, FileNotFoundError, KeyError) as e:
-        raise _fail(e) from e
+    taxset, table = _table(taxonomies, cache, encoder, mode, device)
+    entries = audit_labels(table, taxset, top=top, duplicate=duplicate, ambiguous=ambiguous, dataset=dataset)
     listing = Table(title=f"nearest labels from other datasets ({table.encoder}, {mode} mode)")
     for col in ("label", "used by", "nearest (cosine)"):
         listing.add_column(col, overflow="fold")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.embed.table import EmbeddingTable
+from pipeline.errors import BadInput
 from pipeline.safe_write import save_figure
 from pipeline.taxonomy.load import TaxonomySet
 from pipeline.taxonomy.schema import Group
@@ -48,7 +49,7 @@ def registry_space(table: EmbeddingTable, taxset: TaxonomySet) -> LabelSpace:
     labels = taxset.registry.labels
     missing = [k for k in labels if k not in table.labels]
     if missing:
-        raise ValueError(f"{table.path}: no rows for labels {missing[:5]} (embed again with this taxonomy)")
+        raise BadInput(f"{table.path}: no rows for labels {missing[:5]} (embed again with this taxonomy)")
     keys = sorted(labels, key=lambda k: (GROUP_ORDER.index(labels[k].group.value), k))
     rows = [table.row_of(k) for k in keys]
     return LabelSpace(
@@ -62,7 +63,7 @@ def separation(sim: np.ndarray, groups: list[str]) -> Separation:
     off_diagonal = ~np.eye(len(g), dtype=bool)
     within, between = sim[same & off_diagonal], sim[~same]
     if within.size == 0 or between.size == 0:
-        raise ValueError("the separation score needs two labels in one group and at least two groups")
+        raise BadInput("the separation score needs two labels in one group and at least two groups")
     return Separation(
         float(within.mean()), float(between.mean()), int(within.size // 2), int(between.size // 2)
     )

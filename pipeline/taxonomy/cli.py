@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.paths import default_taxonomy_dir
-from pipeline.taxonomy.load import TaxonomyError, load_taxonomy_set, validate_folder
+from pipeline.taxonomy.load import load_taxonomy_set, validate_folder
 
 app = typer.Typer(help="List, show and validate dataset taxonomies and the label registry.", no_args_is_help=True)
 console = Console()
@@ -21,11 +21,7 @@ TaxonomyDir = typer.Option(
 
 
 def _load(folder: Optional[Path]):
-    try:
-        return load_taxonomy_set(folder or default_taxonomy_dir())
-    except TaxonomyError as e:
-        console.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from e
+    return load_taxonomy_set(folder or default_taxonomy_dir())
 
 
 @app.command("list")
@@ -47,11 +43,7 @@ def list_datasets(taxonomies: Optional[Path] = TaxonomyDir) -> None:
 def show(name: str, taxonomies: Optional[Path] = TaxonomyDir) -> None:
     """Every class of one dataset: index, raw ids, name, registry label and its description."""
     taxset = _load(taxonomies)
-    try:
-        tax = taxset.dataset(name)
-    except KeyError as e:
-        console.print(f"[red]{e.args[0]}[/red]")
-        raise typer.Exit(1) from e
+    tax = taxset.dataset(name)
     console.print(f"[bold]{tax.name}[/bold] {tax.version}  format={tax.format}  supervision={tax.supervision.value}")
     console.print(f"homepage: {tax.homepage}")
     for split, spec in tax.splits.items():

@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from pipeline.convert.readers import FORMATS
+from pipeline.errors import BadInput, UnknownName
 from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
 from pipeline.taxonomy.yaml_io import read_yaml
 
@@ -33,7 +34,7 @@ class Problem:
         return f"{self.file}{where}: {self.message}"
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(BadInput):
     """Raised when a taxonomy folder or file has problems; lists every one."""
 
     def __init__(self, problems: list[Problem]):
@@ -172,7 +173,7 @@ class TaxonomySet:
     def dataset(self, name: str) -> DatasetTaxonomy:
         if name not in self.datasets:
             known = ", ".join(sorted(self.datasets))
-            raise KeyError(f"no taxonomy named {name!r} in {self.folder} (known: {known})")
+            raise UnknownName(f"no taxonomy named {name!r} in {self.folder} (known: {known})")
         return self.datasets[name]
 
     def label_usage(self) -> dict[str, list[str]]:

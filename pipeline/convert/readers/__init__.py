@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.errors import BadInput, UnknownName
+
 if TYPE_CHECKING:
     from pipeline.convert.readers.base import Sample, WorkItem
     from pipeline.taxonomy.schema import DatasetTaxonomy
@@ -46,7 +48,7 @@ class Format:
         # An option the reader does not read would be silently ignored: refuse it instead.
         unknown = sorted(set(tax.format_options) - self.options)
         if unknown:
-            raise ValueError(
+            raise BadInput(
                 f"{tax.name}: format_options {unknown} mean nothing to the {self.name!r} reader "
                 f"(it reads: {', '.join(sorted(self.options)) or 'none'})"
             )
@@ -85,7 +87,7 @@ FORMATS: dict[str, Format] = {
 
 def get_reader(name: str) -> Format:
     if name not in FORMATS:
-        raise KeyError(f"no reader for format {name!r}; known: {', '.join(sorted(FORMATS))}")
+        raise UnknownName(f"no reader for format {name!r}; known: {', '.join(sorted(FORMATS))}")
     return FORMATS[name]
 
 

@@ -22,6 +22,7 @@ from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.common import check_size, load_image, make_sample, map_raw, open_label
 from pipeline.convert.readers.dense import read_index_png
 from pipeline.convert.readers.pairing import pair_split
+from pipeline.errors import BadInput
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 FULL_ID_COUNT = (255 // 10 + 1) * 256  # every value (R // 10) * 256 + G can take
@@ -30,7 +31,7 @@ FULL_ID_COUNT = (255 // 10 + 1) * 256  # every value (R // 10) * 256 + G can tak
 def _variant(tax: DatasetTaxonomy) -> str:
     variant = str(tax.format_options.get("variant", "challenge"))
     if variant not in ("challenge", "full"):
-        raise ValueError(f"{tax.name}: ade20k variant must be 'challenge' or 'full', not {variant!r}")
+        raise BadInput(f"{tax.name}: ade20k variant must be 'challenge' or 'full', not {variant!r}")
     return variant
 
 

@@ -16,10 +16,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.errors import SsiwError
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
-class BadSample(Exception):
+class BadSample(SsiwError):
     """One input sample cannot be converted; the job quarantines it and goes on (or stops with --strict)."""
 
     def __init__(self, path: str | Path, reason: str):

@@ -16,6 +16,7 @@ from PIL import Image
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.cocojson import image_item, load_index, split_paths, unique_sorted
 from pipeline.convert.readers.common import check_size, class_of, load_image, make_sample, open_label
+from pipeline.errors import BadInput
 from pipeline.taxonomy.lut import gather, lookup, regroup_counts, value_counts
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -24,7 +25,7 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     root = Path(root)
     index, images_dir, png_dir = split_paths(tax, root, split)
     if png_dir is None:
-        raise ValueError(f"{tax.name}: split {split!r} needs `annotations` (the PNG folder)")
+        raise BadInput(f"{tax.name}: split {split!r} needs `annotations` (the PNG folder)")
     _, images, annotations = load_index(index)
     items = []
     for n, ann in enumerate(annotations):

@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.convert.readers.base import BadSample, WorkItem
 from pipeline.convert.readers.common import class_of, relative, sanitize_key
 from pipeline.convert.readers.pairing import split_spec
+from pipeline.errors import BadInput
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -29,7 +30,7 @@ def split_paths(tax: DatasetTaxonomy, root: Path, split: str) -> tuple[Path, Pat
     """(index JSON, images folder, annotations folder or None) of a COCO-style split."""
     spec = split_spec(tax, split)
     if not spec.index:
-        raise ValueError(f"{tax.name}: split {split!r} needs `index` (the JSON file)")
+        raise BadInput(f"{tax.name}: split {split!r} needs `index` (the JSON file)")
     annotations = root / spec.annotations if spec.annotations else None
     return root / spec.index, root / spec.images, annotations
 
@@ -90,7 +91,7 @@ def unique_sorted(items: list[WorkItem], where: str) -> list[WorkItem]:
     seen: dict[str, WorkItem] = {}
     for item in items:
         if item.key in seen:
-            raise ValueError(f"{where}: key {item.key!r} from both {seen[item.key].image} and {item.image}")
+            raise BadInput(f"{where}: key {item.key!r} from both {seen[item.key].image} and {item.image}")
         seen[item.key] = item
     return [seen[k] for k in sorted(seen)]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline.convert.readers import dense
 from pipeline.convert.readers.base import Sample, WorkItem
 from pipeline.convert.readers.pairing import split_spec
+from pipeline.errors import BadInput
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -21,7 +22,7 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     version = tax.format_options.get("version")
     annotations = split_spec(tax, split).annotations or ""
     if version is not None and str(version) not in annotations.split("/"):
-        raise ValueError(
+        raise BadInput(
             f"{tax.name}: format_options version is {version!r} but split {split!r} reads labels "
             f"from {annotations!r}, not a {version} folder"
         )

@@ -30,6 +30,7 @@ from pipeline.convert.readers.common import (
     sanitize_key,
 )
 from pipeline.convert.readers.pairing import guess_image_path, split_spec
+from pipeline.errors import BadInput
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 REQUIRED = ("MaskPath", "ImageID", "LabelName", "BoxID")
@@ -54,7 +55,7 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     root = Path(root)
     spec = split_spec(tax, split)
     if not spec.index or not spec.annotations:
-        raise ValueError(
+        raise BadInput(
             f"{tax.name}: split {split!r} needs `index` (the CSV) and `annotations` (mask folder)"
         )
     index, masks_dir = root / spec.index, root / spec.annotations

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pipeline.convert.readers.base import BadSample, WorkItem
 from pipeline.convert.readers.common import relative, sanitize_key
+from pipeline.errors import BadInput, UnknownName
 from pipeline.taxonomy.schema import DatasetTaxonomy, SplitSpec
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -44,7 +45,7 @@ MatchKey = tuple[Folders, object]
 
 def split_spec(tax: DatasetTaxonomy, split: str) -> SplitSpec:
     if split not in tax.splits:
-        raise KeyError(f"{tax.name}: no split {split!r} (known: {', '.join(sorted(tax.splits))})")
+        raise UnknownName(f"{tax.name}: no split {split!r} (known: {', '.join(sorted(tax.splits))})")
     return tax.splits[split]
 
 
@@ -118,7 +119,7 @@ def match_key(stem: str, suffix: str, pair_by: str) -> str | int | None:
         runs = _DIGITS.findall(base)
         return int(runs[-1]) if runs else None
     if pair_by != "stem":
-        raise ValueError(f"pair_by must be 'stem' or 'number', not {pair_by!r}")
+        raise BadInput(f"pair_by must be 'stem' or 'number', not {pair_by!r}")
     return base
 
 
@@ -202,7 +203,7 @@ def pair_split(
     root = Path(root)
     spec = split_spec(tax, split)
     if spec.annotations is None and annotations is None:
-        raise ValueError(f"{tax.name}: split {split!r} names no annotations")
+        raise BadInput(f"{tax.name}: split {split!r} names no annotations")
     opts = tax.format_options
     lay = _Layout(
         root=root,
@@ -220,7 +221,7 @@ def pair_split(
             continue
         at = (folder_parts(root, spec.images, path), m)
         if at in images:
-            raise ValueError(
+            raise BadInput(
                 f"{tax.name}/{split}: images {images[at]} and {path} pair with the same annotation"
             )
         images[at] = path
@@ -243,7 +244,7 @@ def pair_split(
     by_key: dict[str, WorkItem] = {}
     for item in items:
         if item.key in by_key:
-            raise ValueError(
+            raise BadInput(
                 f"{tax.name}/{split}: key {item.key!r} from both {by_key[item.key].annotation} and {item.annotation}"
             )
         by_key[item.key] = item
@@ -272,7 +273,7 @@ def _keep_scenes(
     path = lay.root / option.replace("{split}", split)
     scenes = _read_lines(path, "scene_list")
     if any(not folders for folders, _ in found):
-        raise ValueError(
+        raise BadInput(
             f"{tax.name}/{split}: scene_list needs a wildcard folder in annotations {lay.ann_pattern!r}"
         )
     listed = {name for _, name in scenes}

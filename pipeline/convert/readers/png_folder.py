@@ -15,6 +15,7 @@ import numpy as np
 from pipeline.convert.readers import dense
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.common import check_size, load_image, make_sample, open_label
+from pipeline.errors import BadInput
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
@@ -38,11 +39,11 @@ def _color_table(name: str, ignore_colors: tuple, classes: tuple, ignore_index: 
         table[(r << 16) | (g << 8) | b] = ignore_index
     for index, (class_name, color, ignore) in enumerate(classes):
         if color is None:
-            raise ValueError(f"{name}: mode color needs a color for class {class_name!r}")
+            raise BadInput(f"{name}: mode color needs a color for class {class_name!r}")
         r, g, b = color
         packed = (r << 16) | (g << 8) | b
         if packed in table and table[packed] != index:
-            raise ValueError(f"{name}: colour {list(color)} used twice")
+            raise BadInput(f"{name}: colour {list(color)} used twice")
         table[packed] = ignore_index if ignore else index
     return table
 
@@ -74,4 +75,4 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
         return dense.read_index_png(tax, item)
     if mode == "color":
         return read_color(tax, item)
-    raise ValueError(f"{tax.name}: png_folder mode must be 'index' or 'color', not {mode!r}")
+    raise BadInput(f"{tax.name}: png_folder mode must be 'index' or 'color', not {mode!r}")
