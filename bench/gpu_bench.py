@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.safe_write import write_text_atomic
+
 
 def _step_fn(model, criterion, optimizer, device, labels: int):
     import torch
@@ -102,9 +104,7 @@ def main() -> None:
     result = run(args.steps, args.workers)
     print(json.dumps(result, indent=2))
     if args.json:
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, args.json)
+        write_text_atomic(args.json, json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -45,8 +45,8 @@ def test_the_built_in_bases_are_kept_for_existing_callers():
     from pipeline.convert.shard import ShardFailed, StrictStop
     from pipeline.describe.run import WikipediaUnreachable
     from pipeline.embed.encoders import EncoderError
+    from pipeline.shard_format import SampleError
     from pipeline.taxonomy.load import TaxonomyError
-    from trainer.augment import SampleError
 
     for kind in (ConvertError, EncoderError, TaxonomyError, SampleError):
         assert issubclass(kind, SsiwError) and issubclass(kind, ValueError)
@@ -67,7 +67,7 @@ def _toy_app() -> typer.Typer:
 
     @toy.command("bug")
     def bug() -> None:
-        {}["missing"]  # noqa: B018 - a programming error, on purpose
+        {}["missing"]  # a programming error, on purpose
 
     return toy
 

@@ -37,16 +37,14 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temp(tmp_path: Path):
     class WriterBroke(Exception):
         pass
 
-    with pytest.raises(WriterBroke):
-        with atomic_path(final) as tmp:
-            tmp.write_bytes(b"half of the new")
-            raise WriterBroke()
+    with pytest.raises(WriterBroke), atomic_path(final) as tmp:
+        tmp.write_bytes(b"half of the new")
+        raise WriterBroke()
     assert final.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["table.parquet"]
-    with pytest.raises(WriterBroke):
-        with atomic_path(tmp_path / "new.bin") as tmp:
-            tmp.write_bytes(b"partial")
-            raise WriterBroke()
+    with pytest.raises(WriterBroke), atomic_path(tmp_path / "new.bin") as tmp:
+        tmp.write_bytes(b"partial")
+        raise WriterBroke()
     assert not (tmp_path / "new.bin").exists()
     assert os.listdir(tmp_path) == ["table.parquet"]
 

@@ -8,7 +8,6 @@ and the tar from the converter's writer, so these shards are shaped exactly like
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.convert.tario import DeterministicTarWriter
+from pipeline.safe_write import atomic_path
 from pipeline.shard_format import ShardRecord, box_embeddings_bytes, sample_members
 
 # One colour per class: the image tells the class apart, so a tiny net can overfit it.
@@ -76,13 +76,12 @@ def _jpg(array: np.ndarray) -> bytes:
 
 
 def _write_tar(final: Path, samples: Iterable[list[tuple[str, bytes]]]) -> Path:
-    tmp = final.with_name(final.name + ".tmp")
-    writer = DeterministicTarWriter(tmp)
-    for members in samples:
-        for name, data in members:
-            writer.add(name, data)
-    writer.close()
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:
+        writer = DeterministicTarWriter(tmp)
+        for members in samples:
+            for name, data in members:
+                writer.add(name, data)
+        writer.close()
     return final
 
 
