@@ -8,13 +8,13 @@ image is the same, and generating 20k images would otherwise take longer than co
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pipeline.convert.layouts import panoptic_rgb, write_coco_index
+from pipeline.convert.readers import FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 # (format, taxonomy file, split, width, height, image format)
@@ -45,69 +45,41 @@ def _raw_ids(tax: DatasetTaxonomy) -> list[int]:
     return [int(r) for c in tax.classes for r in c.all_raw_ids if isinstance(r, int)]
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.link(src, dst)
-
-
-def _reuse_template(i: int, templates: int, paths_for) -> tuple[Path, Path] | None:
-    """Sample i's (image, annotation) paths, ready to write; None when it was hard-linked to template
-    i % templates instead (past the first `templates`, samples repeat: the work per image is the same)."""
-    img, ann = paths_for(i)
-    if i >= templates:
-        for src, dst in zip(paths_for(i % templates), (img, ann)):
-            _link(src, dst)
-        return None
-    img.parent.mkdir(parents=True, exist_ok=True)
-    ann.parent.mkdir(parents=True, exist_ok=True)
-    return img, ann
+def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **options)
+    return buf.getvalue()
 
 
 def generate(fmt: str, tax: DatasetTaxonomy, root: Path, split: str, n: int, w: int, h: int,
              templates: int = 64, seed: int = 0) -> None:
+    """n samples through the format's layout writer; sample i repeats template i % templates (the same
+    objects, which the writer hard-links)."""
+    from pipeline.convert.layouts.coco import CocoImage
+    from pipeline.convert.layouts.paired import Pair
+
     rng = np.random.default_rng(seed)
     ids = _raw_ids(tax)
+    made: list = []
     if fmt == "ade20k":
-        def ade_paths(i: int) -> tuple[Path, Path]:
-            key = f"ADE_{split}_{i:08d}"
-            return root / f"images/{split}/{key}.jpg", root / f"annotations/{split}/{key}.png"
-
-        for i in range(n):
-            if paths := _reuse_template(i, templates, ade_paths):
-                _image(rng, w, h).save(paths[0], quality=90)
-                Image.fromarray(_regions(rng, w, h, [0, *ids]).astype(np.uint8)).save(paths[1])
+        for _ in range(min(n, templates)):
+            image = _encoded(_image(rng, w, h), "JPEG", quality=90)
+            made.append((image, _regions(rng, w, h, [0, *ids]).astype(np.uint8)))
+        content = [Pair(f"ADE_{split}_{i:08d}", *made[i % templates]) for i in range(n)]
     elif fmt == "cityscapes":
-        def city_paths(i: int) -> tuple[Path, Path]:
-            stem = f"city_{i:06d}_000019"
-            return (root / f"leftImg8bit/{split}/city/{stem}_leftImg8bit.png",
-                    root / f"gtFine/{split}/city/{stem}_gtFine_labelIds.png")
-
         values = [v for v in [*ids, *tax.ignore_values] if isinstance(v, int) and 0 <= v < 256]
-        for i in range(n):
-            if paths := _reuse_template(i, templates, city_paths):
-                _image(rng, w, h).save(paths[0], compress_level=1)
-                Image.fromarray(_regions(rng, w, h, values).astype(np.uint8)).save(paths[1])
+        for _ in range(min(n, templates)):
+            image = _encoded(_image(rng, w, h), "PNG", compress_level=1)
+            made.append((image, _regions(rng, w, h, values).astype(np.uint8)))
+        content = [Pair(f"city_{i:06d}_000019", *made[i % templates], folders=("city",)) for i in range(n)]
     elif fmt == "coco_panoptic":
-        spec = tax.splits[split]
-        images, annotations = [], []
-        for i in range(n):
-            name = f"{i:012d}"
-            img, png = root / spec.images / f"{name}.jpg", root / spec.annotations / f"{name}.png"
-            t = i % templates
-            if i >= templates:
-                _link(root / spec.images / f"{t:012d}.jpg", img)
-                _link(root / spec.annotations / f"{t:012d}.png", png)
-                segments = annotations[t]["segments_info"]
-            else:
-                img.parent.mkdir(parents=True, exist_ok=True)
-                png.parent.mkdir(parents=True, exist_ok=True)
-                _image(rng, w, h).save(img, quality=90)
-                segs = _regions(rng, w, h, list(range(1, 40)))  # segment ids 1..39 (0 = void)
-                Image.fromarray(panoptic_rgb(segs * 37)).save(png)  # distinct ids beyond 255 exercise G too
-                present = sorted(set((segs * 37).ravel().tolist()))
-                segments = [{"id": s, "category_id": int(rng.choice(ids))} for s in present]
-            images.append({"id": i, "file_name": f"{name}.jpg", "width": w, "height": h})
-            annotations.append({"image_id": i, "file_name": f"{name}.png", "segments_info": segments})
-        write_coco_index(root / spec.index, images, annotations, [])
+        for _ in range(min(n, templates)):
+            image = _encoded(_image(rng, w, h), "JPEG", quality=90)
+            segs = _regions(rng, w, h, list(range(1, 40))) * 37  # segment ids 37..1443 (0 = void) exercise G too
+            present = sorted(set(segs.ravel().tolist()))
+            made.append((image, [{"id": s, "category_id": int(rng.choice(ids))} for s in present], segs))
+        content = [CocoImage(i, f"{i:012d}.jpg", w, h, *made[i % templates]) for i in range(n)]
     else:
         raise ValueError(f"no synthetic generator for format {fmt!r}")
+    index = {"categories": []} if fmt == "coco_panoptic" else {}
+    FORMATS[fmt].write_layout(tax, root, split, content, **index)

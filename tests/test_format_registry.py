@@ -1,7 +1,8 @@
-"""The format registry (pipeline/convert/readers/__init__.py) against every shipped dataset YAML: a tiny
-fixture in the YAML's own split layout (tests/support/every_taxonomy.py) is planned and read for every
-split and must equal the truth the builder worked out from the YAML's raw ids; every format has a
-builder, plans are deterministic and picklable, and format_options a reader would ignore are refused."""
+"""The format registry (pipeline/convert/readers/__init__.py) against every shipped dataset YAML and every
+format: a tiny fixture written by the format's registry layout writer in the YAML's own split layout
+(tests/support/every_taxonomy.py) is planned and read for every split and must equal the truth the
+builder worked out from the YAML's raw ids; every format has a layout writer and a builder, plans are
+deterministic and picklable, and format_options a reader would ignore are refused."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ import pytest
 from support.every_taxonomy import BUILDERS, NoBuilder, dense_pairs
 from support.generated import write_idd, write_objects365
 from support.layout import TAXONOMIES, shipped, with_changes
-from support.readers import (
-    load_yaml,
-)
+from support.readers import load_yaml
 
 from pipeline.convert.readers import FORMATS, get_reader
 from pipeline.taxonomy.load import dataset_paths
@@ -24,6 +23,17 @@ from pipeline.taxonomy.load import dataset_paths
 def test_registry_covers_every_known_format():
     assert all(get_reader(name) is FORMATS[name] and FORMATS[name].name == name for name in FORMATS)
     assert all(callable(f._reader().plan) and callable(f._reader().read) for f in FORMATS.values())
+
+
+def test_every_format_has_a_layout_writer():
+    missing = [f.name for f in FORMATS.values() if not f.layout]
+    assert not missing, f"formats without a layout writer (Format.layout): {missing}"
+    assert all(callable(f.layout_writer()) for f in FORMATS.values())
+
+
+def test_layout_writer_refuses_another_formats_taxonomy(tmp_path):
+    with pytest.raises(AssertionError, match="is 'cityscapes', not 'idd'"):
+        FORMATS["idd"].write_layout(shipped("cityscapes"), tmp_path, "val", [])
 
 
 def test_plan_is_sorted_deterministic_and_picklable(tmp_path):
@@ -60,22 +70,43 @@ def test_every_known_format_has_a_fixture_builder():
 
 @pytest.mark.parametrize("path", DATASET_YAMLS, ids=lambda p: p.stem)
 def test_every_split_converts_as_the_fixture_intends(path, tmp_path):
-    tax = load_yaml(path)
+    round_trip(load_yaml(path), tmp_path, path.name)
+
+
+def _taxonomy_of(fmt: str, supervision: str, tmp_path):
+    """A shipped YAML of the format; coco_instances has none, so the COCO panoptic one, re-labelled."""
+    for path in DATASET_YAMLS:
+        if (tax := load_yaml(path)).format == fmt:
+            return tax
+    assert fmt == "coco_instances", f"no shipped YAML uses format {fmt!r}: add a taxonomy for its round trip"
+    return with_changes(shipped("coco-panoptic-133"), tmp_path, name=f"coco-instances-{supervision}",
+                        format="coco_instances", supervision=supervision,
+                        splits={"val": {"images": "val2017", "index": "annotations/instances_val2017.json"}})
+
+
+@pytest.mark.parametrize(("fmt", "supervision"), [(f, "dense") for f in FORMATS if f != "objects365"]
+                         + [("objects365", "box"), ("coco_instances", "box")])
+def test_every_format_round_trips_through_its_layout_writer(fmt, supervision, tmp_path):
+    """write (the registry's writer) -> plan -> read -> compare, for every entry of FORMATS."""
+    round_trip(_taxonomy_of(fmt, supervision, tmp_path), tmp_path / "root", f"format {fmt}")
+
+
+def round_trip(tax, root, name: str) -> None:
     builder = BUILDERS.get(tax.format)
     if builder is None:
         pytest.fail(
-            f"{path.name}: format {tax.format!r} has no fixture builder; add one to BUILDERS in "
+            f"{name}: format {tax.format!r} has no fixture builder; add one to BUILDERS in "
             "tests/support/every_taxonomy.py"
         )
     try:  # every split first: a release's splits share folders (Pascal VOC's JPEGImages)
-        truth = {split: builder(tax, tmp_path, split, n) for n, split in enumerate(tax.splits)}
+        truth = {split: builder(tax, root, split, n) for n, split in enumerate(tax.splits)}
     except NoBuilder as e:
-        pytest.fail(f"{path.name}: {e}")
+        pytest.fail(f"{name}: {e}")
     reader = get_reader(tax.format)
     for split, expected in truth.items():
-        where = f"{path.name} split {split!r}"
+        where = f"{name} split {split!r}"
         assert expected, f"{where}: the builder wrote nothing to check"
-        items = list(reader.plan(tax, tmp_path, split))
+        items = list(reader.plan(tax, root, split))
         assert [i.key for i in items] == sorted(expected), where
         assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i.key) for i in items), where
         assert pickle.loads(pickle.dumps(items)) == items
@@ -101,7 +132,7 @@ def test_a_format_without_builder_fails_clearly(tmp_path, monkeypatch):
 def test_generic_builder_covers_every_class(tmp_path):
     """The dense fixture holds every raw id, so the comparison above reaches every class."""
     tax = shipped("mapillary-vistas-v2.0")
-    truth = dense_pairs("P")(tax, tmp_path, "validation", 0)
+    truth = dense_pairs(tax, tmp_path, "validation", 0)
     seen = set(np.unique(np.concatenate([t.label.ravel() for t in truth.values()])).tolist())
     # The last class, Unlabeled, is marked ignore.
     assert seen == set(range(tax.num_classes - 1)) | {tax.ignore_index}

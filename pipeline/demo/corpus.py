@@ -11,15 +11,20 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from pipeline.convert.layouts import mask_name, panoptic_rgb, write_coco_index, write_openimages_index
+from pipeline.convert.layouts.coco import CocoImage
+from pipeline.convert.layouts.openimages import ObjectMask, OpenImagesImage
+from pipeline.convert.layouts.paired import Pair
+from pipeline.convert.readers import FORMATS
 from pipeline.demo import scenes as S
 from pipeline.demo.scenes import Domain, Scene, render_scene
+from pipeline.taxonomy.schema import DatasetTaxonomy
 from pipeline.taxonomy.yaml_io import dump_yaml
 
 DOMAINS = {
@@ -110,39 +115,30 @@ def _scenes(name: str, count: int, size: int, seed: int):
         yield i, render_scene(rng, size, DOMAINS[name])
 
 
-def _save_jpeg(array: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, quality=92)
+def _jpeg(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
 
 
-def write_ade(root: Path, size: CorpusSize, seed: int) -> None:
+def write_ade(tax: DatasetTaxonomy, root: Path, size: CorpusSize, seed: int) -> None:
     for split, count, prefix in (("training", size.train, "ADE_train"), ("validation", size.val, "ADE_val")):
-        for i, scene in _scenes("demo-ade", count, size.image_size, seed + (split == "validation")):
-            stem = f"{prefix}_{i + 1:08d}"
-            _save_jpeg(scene.image, root / "images" / split / f"{stem}.jpg")
-            label = _raw_map(scene.concepts, ADE_CLASSES, 0).astype(np.uint8)
-            (root / "annotations" / split).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(label, mode="L").save(root / "annotations" / split / f"{stem}.png")
+        pairs = [Pair(f"{prefix}_{i + 1:08d}", _jpeg(scene.image), _raw_map(scene.concepts, ADE_CLASSES, 0))
+                 for i, scene in _scenes("demo-ade", count, size.image_size, seed + (split == "validation"))]
+        FORMATS[tax.format].write_layout(tax, root, split, pairs)
 
 
-def write_coco_panoptic(root: Path, size: CorpusSize, seed: int) -> None:
+def write_coco_panoptic(tax: DatasetTaxonomy, root: Path, size: CorpusSize, seed: int) -> None:
     categories = [{"id": c["raw_id"], "name": c["name"], "isthing": int(c["raw_id"] < 40), "supercategory": "demo",
                    "color": [int(c["raw_id"]) * 5 % 255, 120, 200]} for c in _class_list(COCO_CLASSES)]
     for split, count in (("train2017", size.train), ("val2017", size.val)):
-        images, annotations = [], []
+        images = []
         for i, scene in _scenes("demo-coco", count, size.image_size, seed + 10 + (split == "val2017")):
-            image_id = i + 1
-            stem = f"{image_id:012d}"
-            _save_jpeg(scene.image, root / split / f"{stem}.jpg")
             ids, segments = _panoptic_segments(scene)
-            png_dir = root / "annotations" / f"panoptic_{split}"
-            png_dir.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(panoptic_rgb(ids), mode="RGB").save(png_dir / f"{stem}.png")
             h, w = scene.concepts.shape
-            images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": w, "height": h})
-            annotations.append({"image_id": image_id, "file_name": f"{stem}.png", "segments_info": segments})
-        write_coco_index(root / "annotations" / f"panoptic_{split}.json", images, annotations, categories,
-                         info={"description": "ssiw demo"}, licenses=[])
+            images.append(CocoImage(i + 1, f"{i + 1:012d}.jpg", w, h, _jpeg(scene.image), segments, ids))
+        FORMATS[tax.format].write_layout(tax, root, split, images, categories=categories,
+                                         info={"description": "ssiw demo"}, licenses=[])
 
 
 def _panoptic_segments(scene: Scene) -> tuple[np.ndarray, list[dict]]:
@@ -186,13 +182,12 @@ def _noisy(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def write_openimages(root: Path, size: CorpusSize, seed: int) -> None:
+def write_openimages(tax: DatasetTaxonomy, root: Path, size: CorpusSize, seed: int) -> None:
     for split, count in (("train", size.train), ("validation", size.val)):
         rng = np.random.default_rng(seed + 20 + (split == "validation"))
-        rows = []
+        images = []
         for i, scene in _scenes("demo-openimages", count, size.image_size, seed + 30 + (split == "validation")):
-            image_id = f"{seed:04x}{i:012x}"[-16:]
-            _save_jpeg(scene.image, root / split / f"{image_id}.jpg")
+            masks = []
             h, w = scene.concepts.shape
             for instance, concept in scene.objects:
                 if concept not in OPENIMAGES_CLASSES:
@@ -204,27 +199,20 @@ def write_openimages(root: Path, size: CorpusSize, seed: int) -> None:
                     mask = _noisy(mask, rng)
                     if not mask.any():
                         continue
-                mid = OPENIMAGES_CLASSES[concept][0]
-                box_id = f"{instance:08x}"
-                name = mask_name(image_id, mid, box_id)
                 ys, xs = np.nonzero(mask)
                 small = Image.fromarray(mask.astype(np.uint8) * 255).resize((w // 2, h // 2), Image.NEAREST)
-                (root / f"{split}-masks").mkdir(parents=True, exist_ok=True)
-                small.save(root / f"{split}-masks" / name)
-                rows.append([name, image_id, mid, box_id, xs.min() / w, (xs.max() + 1) / w, ys.min() / h,
-                             (ys.max() + 1) / h, "0.8", ""])
-        write_openimages_index(root / f"{split}-annotations-object-segmentation.csv", rows)
+                box = (xs.min() / w, (xs.max() + 1) / w, ys.min() / h, (ys.max() + 1) / h)
+                masks.append(ObjectMask(OPENIMAGES_CLASSES[concept][0], f"{instance:08x}", np.asarray(small), box))
+            images.append(OpenImagesImage(f"{seed:04x}{i:012x}"[-16:], _jpeg(scene.image), masks))
+        FORMATS[tax.format].write_layout(tax, root, split, images)
 
 
-def write_objects365(root: Path, size: CorpusSize, seed: int) -> None:
-    categories = [{"id": c["raw_id"], "name": c["name"]} for c in _class_list(OBJECTS365_CLASSES)]
+def write_objects365(tax: DatasetTaxonomy, root: Path, size: CorpusSize, seed: int) -> None:
     for split, count in (("train", size.train), ("val", size.val)):
-        images, annotations = [], []
+        images, n_boxes = [], 0
         for i, scene in _scenes("demo-objects365", count, size.image_size, seed + 40 + (split == "val")):
-            name = f"objects365_demo_{i:08d}.jpg"
-            _save_jpeg(scene.image, root / "images" / split / name)
             h, w = scene.concepts.shape
-            images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+            boxes = []
             for instance, concept in scene.objects:
                 if concept not in OBJECTS365_CLASSES:
                     continue
@@ -232,18 +220,17 @@ def write_objects365(root: Path, size: CorpusSize, seed: int) -> None:
                 if len(xs) < 12:
                     continue
                 bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
-                annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "bbox": bbox, "iscrowd": 0,
-                                    "area": bbox[2] * bbox[3], "category_id": OBJECTS365_CLASSES[concept][0]})
-        write_coco_index(root / "annotations" / f"zhiyuan_objv2_{split}.json", images, annotations, categories)
+                n_boxes += 1
+                boxes.append({"id": n_boxes, "image_id": i + 1, "bbox": bbox, "iscrowd": 0,
+                              "area": bbox[2] * bbox[3], "category_id": OBJECTS365_CLASSES[concept][0]})
+            images.append(CocoImage(i + 1, f"objects365_demo_{i:08d}.jpg", w, h, _jpeg(scene.image), boxes))
+        FORMATS[tax.format].write_layout(tax, root, split, images)
 
 
-def write_heldout(root: Path, size: CorpusSize, seed: int) -> None:
-    for i, scene in _scenes("demo-heldout", size.val, size.image_size, seed + 50):
-        stem = f"heldout_{i:05d}"
-        _save_jpeg(scene.image, root / "images" / "val" / f"{stem}.jpg")
-        label = _raw_map(scene.concepts, HELDOUT_CLASSES, 0).astype(np.uint8)
-        (root / "annotations" / "val").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(label, mode="L").save(root / "annotations" / "val" / f"{stem}.png")
+def write_heldout(tax: DatasetTaxonomy, root: Path, size: CorpusSize, seed: int) -> None:
+    pairs = [Pair(f"heldout_{i:05d}", _jpeg(scene.image), _raw_map(scene.concepts, HELDOUT_CLASSES, 0))
+             for i, scene in _scenes("demo-heldout", size.val, size.image_size, seed + 50)]
+    FORMATS[tax.format].write_layout(tax, root, "val", pairs)
 
 
 def _taxonomy(name, fmt, supervision, role, splits, classes, ignore, options=None, notes=None) -> dict:
@@ -297,7 +284,7 @@ def write_corpus(out: Path, size: CorpusSize = CorpusSize(), seed: int = 0) -> d
     for name, doc in taxonomies().items():
         (tax_dir / f"{name}.yaml").write_text(dump_yaml(doc))
         root = out / "data" / name
-        WRITERS[name](root, size, seed)
+        WRITERS[name](DatasetTaxonomy.model_validate(doc), root, size, seed)
         roots[name] = root
     (out / "roots.yaml").write_text(dump_yaml({name: str(path.resolve()) for name, path in roots.items()}))
     return roots

@@ -1,19 +1,23 @@
-"""Writers for formats without real samples: OpenImages V6, Objects365, BDD100K, IDD (PNG and
-polygons). Each writes into `root` following the taxonomy's split layout and returns the truth the
-test checks against, worked out here independently of the readers."""
+"""Fixtures for formats without real samples: OpenImages V6, Objects365, BDD100K, IDD (PNG and
+polygons). Each writes through the format's layout writer (pipeline/convert/layouts) and returns the
+truth the test checks against, worked out here independently of the readers."""
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pipeline.convert.layouts import mask_name, write_coco_index, write_openimages_index
+from pipeline.convert.layouts import png
+from pipeline.convert.layouts.coco import CocoImage
+from pipeline.convert.layouts.openimages import ObjectMask, OpenImagesImage
+from pipeline.convert.layouts.paired import Pair
+from pipeline.convert.readers import FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy
-from support.layout import place
+
+__all__ = ["jpeg", "png", "string_ids", "write_bdd100k", "write_idd", "write_objects365", "write_openimages"]
 
 
 def jpeg(width: int, height: int, seed: int = 0) -> bytes:
@@ -23,13 +27,8 @@ def jpeg(width: int, height: int, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def png(array: np.ndarray, mode: str | None = None) -> bytes:
-    buf = io.BytesIO()
-    im = Image.fromarray(array)
-    if mode:
-        im = im.convert(mode)
-    im.save(buf, "PNG")
-    return buf.getvalue()
+def _write(tax: DatasetTaxonomy, root: Path, split: str, content: list):
+    return FORMATS[tax.format].write_layout(tax, root, split, content)
 
 
 def string_ids(tax: DatasetTaxonomy, n: int) -> list[str]:
@@ -43,37 +42,27 @@ def write_openimages(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
     """Two images. Image A (64x48) has half-resolution masks: a large one and a small one inside it
     (the small one must win) and a strip no mask covers (ignore). Image B (40x30) has one mode-1 mask
     at full resolution. Returns key -> expected label."""
-    spec = tax.splits[split]
     big_mid, small_mid = string_ids(tax, 2)
     table = tax.raw_to_target()
     ignore = tax.ignore_index
-    rows = []
-
-    def add_mask(image_id: str, mid: str, box_id: str, mask: np.ndarray, mode: str = "L") -> None:
-        name = mask_name(image_id, mid, box_id)
-        place(root, spec.annotations, name, data=png(mask.astype(np.uint8) * 255, mode))
-        rows.append([name, image_id, mid, box_id, "0.1", "0.9", "0.1", "0.9", "0.8", ""])
-
     a, b = "0a1b2c3d4e5f6789", "1f2e3d4c5b6a7980"
-    place(root, spec.images, f"{a}.jpg", data=jpeg(64, 48, 1))
-    place(root, spec.images, f"{b}.jpg", data=jpeg(40, 30, 2))
     big = np.zeros((24, 32), bool)
     big[:, :20] = True
     small = np.zeros((24, 32), bool)
     small[5:10, 4:9] = True
-    add_mask(a, small_mid, "aa01", small)  # listed first: order must not decide who wins
-    add_mask(a, big_mid, "aa02", big)
     only = np.zeros((30, 40), bool)
     only[3:20, 10:30] = True
-    add_mask(b, small_mid, "bb01", only, mode="1")
+    _write(tax, root, split, [
+        # the small mask is listed first: order must not decide who wins
+        OpenImagesImage(a, jpeg(64, 48, 1), [ObjectMask(small_mid, "aa01", small), ObjectMask(big_mid, "aa02", big)]),
+        OpenImagesImage(b, jpeg(40, 30, 2), [ObjectMask(small_mid, "bb01", only, mode="1")]),
+    ])
 
     expected_a = np.full((48, 64), ignore, dtype=tax.label_dtype)
     expected_a[np.kron(big, np.ones((2, 2), bool))] = table[big_mid]  # nearest 2x upscale
     expected_a[np.kron(small, np.ones((2, 2), bool))] = table[small_mid]
     expected_b = np.full((30, 40), ignore, dtype=tax.label_dtype)
     expected_b[only] = table[small_mid]
-
-    write_openimages_index(root / spec.index, rows)
     return {a: expected_a, b: expected_b}
 
 
@@ -82,21 +71,8 @@ def write_objects365(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
     """Two images with boxes that need clipping, rounding outwards and dropping. The first uses the
     v2 release's file_name ("images/v1/patch0/...") with the file unpacked under <images>/patch0/.
     Returns key -> expected boxes."""
-    spec = tax.splits[split]
     table = tax.raw_to_target()
     c1, c2 = [c.raw_id for c in tax.classes if not c.ignore][:2]
-    place(root, spec.images, "objects365_v1_00000001.jpg", data=jpeg(100, 80, 3), folder="patch0")
-    (root / spec.images / "patch0").mkdir(parents=True, exist_ok=True)
-    src = next((root / spec.images).rglob("objects365_v1_00000001.jpg"))
-    target = root / spec.images / "patch0" / "objects365_v1_00000001.jpg"
-    if src != target:
-        src.rename(target)
-    place(root, spec.images, "objects365_v2_00000002.jpg", data=jpeg(50, 40, 4))
-    images = [
-        {"id": 1, "file_name": "images/v1/patch0/objects365_v1_00000001.jpg", "width": 100, "height": 80},
-        {"id": 2, "file_name": "objects365_v2_00000002.jpg", "width": 50, "height": 40},
-        {"id": 3, "file_name": "objects365_v2_00000003.jpg", "width": 50, "height": 40},  # no boxes
-    ]
     annotations = [
         {"id": 10, "image_id": 1, "category_id": c1, "bbox": [10.2, 20.7, 30.1, 15.0], "iscrowd": 0},
         {"id": 11, "image_id": 1, "category_id": c2, "bbox": [90.0, 70.0, 25.0, 25.0], "iscrowd": 0},
@@ -104,8 +80,11 @@ def write_objects365(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
         {"id": 13, "image_id": 2, "category_id": c2, "bbox": [-4.0, -3.0, 10.0, 8.0], "iscrowd": 1},
         {"id": 14, "image_id": 2, "category_id": c1, "bbox": [60.0, 10.0, 5.0, 5.0], "iscrowd": 0},
     ]
-    categories = [{"id": c.raw_id, "name": c.name} for c in tax.classes]
-    write_coco_index(root / spec.index, images, annotations, categories)
+    _write(tax, root, split, [
+        CocoImage(1, "images/v1/patch0/objects365_v1_00000001.jpg", 100, 80, jpeg(100, 80, 3), annotations[:3]),
+        CocoImage(2, "objects365_v2_00000002.jpg", 50, 40, jpeg(50, 40, 4), annotations[3:]),
+        CocoImage(3, "objects365_v2_00000003.jpg", 50, 40, None),  # no boxes, no file
+    ])
     return {
         "objects365_v1_00000001": [[10, 20, 41, 36, table[c1]], [90, 70, 100, 80, table[c2]]],
         "objects365_v2_00000002": [[0, 0, 6, 5, table[c2]]],
@@ -115,15 +94,12 @@ def write_objects365(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
 # --- BDD100K -----------------------------------------------------------------------------------
 def write_bdd100k(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndarray]:
     """Two images with random train-id masks (every class plus 255). Returns key -> raw mask."""
-    spec = tax.splits[split]
     raw_ids = sorted(r for c in tax.classes for r in c.all_raw_ids) + list(tax.ignore_values)
     rng = np.random.default_rng(5)
     out = {}
     for n, name in enumerate(["0a0a0b1a-7c39d841", "7d2f7975-e0c1c5a7"]):
-        raw = rng.choice(np.array(raw_ids, dtype=np.uint8), size=(36, 64))
-        place(root, spec.images, f"{name}.jpg", data=jpeg(64, 36, 10 + n))
-        place(root, spec.annotations, f"{name}.png", data=png(raw))
-        out[name] = raw
+        out[name] = rng.choice(np.array(raw_ids, dtype=np.uint8), size=(36, 64))
+    _write(tax, root, split, [Pair(name, jpeg(64, 36, 10 + n), raw) for n, (name, raw) in enumerate(out.items())])
     return out
 
 
@@ -132,11 +108,7 @@ def write_idd(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndar
     """Image 1 has a level3 id PNG; image 2 has only _polygons.json: background, a road over the
     bottom half, then a car and a '<name>group' label on top. Both sit in folder "0", so their keys
     start with it. Returns key -> expected raw level3."""
-    spec = tax.splits[split]
-    opts = tax.format_options
-    img_suffix, ann_suffix = opts["image_suffix"], opts["annotation_suffix"]
-    poly_suffix = opts.get("polygon_suffix", "_gtFine_polygons")
-    names = opts["polygon_label_to_level3"]
+    names = tax.format_options["polygon_label_to_level3"]
     counted = {k: v for k, v in names.items() if v != 255}
     road = "road" if "road" in counted else next(iter(counted))
     car = "car" if "car" in counted else list(counted)[1]
@@ -145,33 +117,16 @@ def write_idd(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndar
     rng = np.random.default_rng(7)
     level3 = sorted(r for c in tax.classes for r in c.all_raw_ids) + list(tax.ignore_values)
     raw1 = rng.choice(np.array(level3, dtype=np.uint8), size=(30, 48))
-    place(
-        root,
-        spec.images,
-        f"000001{img_suffix}.png",
-        data=png(rng.integers(0, 255, (30, 48, 3), dtype=np.uint8)),
-        folder="0",
-    )
-    place(root, spec.annotations, f"000001{ann_suffix}.png", data=png(raw1), folder="0")
-
     W, H = 48, 30
-    place(
-        root,
-        spec.images,
-        f"000002{img_suffix}.png",
-        data=png(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)),
-        folder="0",
-    )
+    image1, image2 = (png(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)) for _ in range(2))
     objects = [
         {"label": road, "polygon": [[0, 15], [47, 15], [47, 29], [0, 29]], "deleted": 0},
         {"label": car, "polygon": [[5, 10], [20, 10], [20, 20], [5, 20]], "deleted": 0},
         {"label": f"{person}group", "polygon": [[30, 2], [35, 2], [35, 25], [30, 25]], "deleted": 0},
         {"label": car, "polygon": [[40, 0], [47, 0], [47, 5], [40, 5]], "deleted": 1},  # deleted: skipped
     ]
-    ann_dir = place(root, spec.annotations, f"000001{ann_suffix}.png", data=png(raw1), folder="0").parent
-    (ann_dir / f"000002{poly_suffix}.json").write_text(
-        json.dumps({"imgHeight": H, "imgWidth": W, "objects": objects})
-    )
+    polygons = {"imgHeight": H, "imgWidth": W, "objects": objects}
+    _write(tax, root, split, [Pair("000001", image1, raw1, ("0",)), Pair("000002", image2, polygons, ("0",))])
     raw2 = np.full((H, W), names.get("unlabeled", 255), dtype=np.uint8)
     raw2[15:30, 0:48] = names[road]  # PIL fills a polygon including its border
     raw2[10:21, 5:21] = names[car]
