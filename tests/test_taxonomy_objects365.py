@@ -3,10 +3,7 @@ objects365 reader maps real category ids through it."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from PIL import Image
 
 
 @pytest.fixture(scope="module")
@@ -82,23 +79,19 @@ def test_used_labels_are_well_written(loaded):
 def test_reader_maps_json_category_ids_through_the_taxonomy(loaded, tmp_path):
     """A tiny dataset in the release layout: file_name as the JSON writes it (images/v1/patch8/...)
     while the image sits at images/train/patch8/...; category ids come out as class indices."""
+    from support.generated import jpeg, write
+
+    from pipeline.convert.layouts.coco import CocoImage
     from pipeline.convert.readers import get_reader
 
     tax, _ = loaded
-    image = tmp_path / "images" / "train" / "patch8" / "objects365_v1_00420917.jpg"
-    image.parent.mkdir(parents=True)
-    Image.new("RGB", (40, 30), (120, 80, 40)).save(image)
-    index = {
-        "images": [{"id": 420917, "file_name": "images/v1/patch8/objects365_v1_00420917.jpg",
-                    "width": 40, "height": 30}],
-        "annotations": [
-            {"id": 1, "image_id": 420917, "category_id": 137, "bbox": [2.5, 3.0, 10.0, 8.0], "iscrowd": 0},
-            {"id": 2, "image_id": 420917, "category_id": 365, "bbox": [30.0, 20.0, 20.0, 20.0], "iscrowd": 0},
-        ],
-        "categories": [{"id": c.raw_id, "name": c.name} for c in tax.classes],
-    }
-    (tmp_path / "annotations").mkdir()
-    (tmp_path / "annotations" / "zhiyuan_objv2_train.json").write_text(json.dumps(index))
+    boxes = [
+        {"id": 1, "image_id": 420917, "category_id": 137, "bbox": [2.5, 3.0, 10.0, 8.0], "iscrowd": 0},
+        {"id": 2, "image_id": 420917, "category_id": 365, "bbox": [30.0, 20.0, 20.0, 20.0], "iscrowd": 0},
+    ]
+    name = "images/v1/patch8/objects365_v1_00420917.jpg"
+    [image] = write(tax, tmp_path, "train", [CocoImage(420917, name, 40, 30, jpeg(40, 30), boxes)]).values()
+    assert image == tmp_path / "images" / "train" / "patch8" / "objects365_v1_00420917.jpg"
 
     items = list(get_reader("objects365").plan(tax, tmp_path, "train"))
     assert len(items) == 1

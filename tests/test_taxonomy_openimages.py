@@ -3,14 +3,13 @@ the openimages_v6 reader turns per-object masks in the release layout into class
 
 from __future__ import annotations
 
-import csv
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from support.generated import jpeg, write
 
+from pipeline.convert.layouts.openimages import ObjectMask, OpenImagesImage
 from pipeline.convert.readers import get_reader
 
 MID = re.compile(r"^/[mg]/[0-9a-z_]+$")
@@ -81,31 +80,17 @@ def test_splits_follow_the_release_layout(loaded):
     assert "not verified" in tax.notes.lower()  # says what could not be checked
 
 
-def _mask(path: Path, box: tuple[int, int, int, int], size: tuple[int, int]) -> None:
-    arr = np.zeros(size[::-1], np.uint8)
-    x0, y0, x1, y1 = box
-    arr[y0:y1, x0:x1] = 255
-    Image.fromarray(arr, "L").save(path)
-
-
 def test_reader_maps_release_files_through_the_shipped_mids(loaded, tmp_path):
     """A man overlapping a smaller woman, written as the release names things: the woman's smaller
     mask wins where they overlap, uncovered pixels are ignore."""
     tax, _ = loaded
-    split = tax.splits["validation"]
-    (tmp_path / "validation").mkdir()
-    (tmp_path / split.annotations).mkdir()
     image_id = "00a1b2c3d4e5f607"
-    Image.new("RGB", (40, 30), (90, 120, 150)).save(tmp_path / "validation" / f"{image_id}.jpg")
-    objects = [("/m/04yx4", "m01", (0, 0, 20, 30)), ("/m/03bt1vf", "w01", (10, 5, 16, 12))]
-    with open(tmp_path / split.index, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax", "BoxYMin",
-                         "BoxYMax", "PredictedIoU", "Clicks"])
-        for mid, box_id, box in objects:
-            name = f"{image_id}_{mid.replace('/', '')}_{box_id}.png"
-            _mask(tmp_path / split.annotations / name, box, (40, 30))
-            writer.writerow([name, image_id, mid, box_id, 0, 0.5, 0, 1, 0.9, ""])
+    masks = []
+    for mid, box_id, (x0, y0, x1, y1) in [("/m/04yx4", "m01", (0, 0, 20, 30)), ("/m/03bt1vf", "w01", (10, 5, 16, 12))]:
+        mask = np.zeros((30, 40), bool)
+        mask[y0:y1, x0:x1] = True
+        masks.append(ObjectMask(mid, box_id, mask, box=(0, 0.5, 0, 1)))
+    write(tax, tmp_path, "validation", [OpenImagesImage(image_id, jpeg(40, 30), masks)])
     reader = get_reader(tax.format)
     items = list(reader.plan(tax, tmp_path, "validation"))
     assert [i.key for i in items] == [image_id]

@@ -19,9 +19,8 @@ import numpy as np
 
 from pipeline.convert.layouts.coco import CocoImage
 from pipeline.convert.layouts.paired import Pair, wild_folders
-from pipeline.convert.readers import FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy
-from support.generated import jpeg, png, write_objects365, write_openimages
+from support.generated import jpeg, png, write, write_objects365, write_openimages
 
 
 @dataclass
@@ -63,11 +62,6 @@ def raw_map(pool: np.ndarray, n: int, seed: int) -> np.ndarray:
     return flat.reshape(height, width)
 
 
-def write(tax: DatasetTaxonomy, root: Path, split: str, content: list, **index) -> dict:
-    """Through the format's registry entry, as the demo and the benchmarks write."""
-    return FORMATS[tax.format].write_layout(tax, root, split, content, **index)
-
-
 def paired(tax: DatasetTaxonomy, root: Path, split: str, n_split: int, labels: list, truths: list) -> dict:
     """Three pairs in the split's layout, written; returns key -> Expected for those the split converts.
     With wildcard folders (a plain folder gets one subfolder), pairs 0 and 1 share a frame name in
@@ -78,23 +72,18 @@ def paired(tax: DatasetTaxonomy, root: Path, split: str, n_split: int, labels: l
     png_images = depth is not None and spec.images.lower().endswith(".png")
     depth = 1 if depth is None else depth
     by_number = opts.get("pair_by", "stem") == "number"
+    partial = bool(spec.index or opts.get("scene_list"))
     pairs = []
     for n, label in enumerate(labels):
         shared = 0 if depth and n == 1 else n  # same frame name in another folder
         number = 1 + 10 * n_split + shared
         h, w = (label["imgHeight"], label["imgWidth"]) if isinstance(label, dict) else label.shape[:2]
-        image = png(np.random.default_rng(n).integers(0, 255, (h, w, 3), dtype=np.uint8)) if png_images else jpeg(w, h, n)
-        pairs.append(Pair(
-            f"{number:06d}" if by_number else f"s{n_split}x{shared}",
-            image,
-            label,
-            tuple(f"{'abc'[n]}{d}" for d in range(depth)),
-            f"{number:08d}" if by_number else None,
-            listed=not (n == 2 and (spec.index or opts.get("scene_list"))),
-        ))
+        rgb = np.random.default_rng(n).integers(0, 255, (h, w, 3), dtype=np.uint8)
+        pairs.append(Pair(f"{number:06d}" if by_number else f"s{n_split}x{shared}",
+                          png(rgb) if png_images else jpeg(w, h, n), label, tuple(f"{'abc'[n]}{d}" for d in range(depth)),
+                          f"{number:08d}" if by_number else None, listed=not (partial and n == 2)))
     placed = write(tax, root, split, pairs)
-    return {key: Expected(image=p.image, label=truth)
-            for (key, p), pair, truth in zip(placed.items(), pairs, truths) if pair.listed}
+    return {key: Expected(image, truth) for (key, image), pair, truth in zip(placed.items(), pairs, truths) if pair.listed}
 
 
 def dense_pairs(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
@@ -131,29 +120,16 @@ def build_idd(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dic
     """Level-3 id PNGs for samples 0 and 2; sample 1 (same frame name as 0, another folder) has only
     the polygon JSON: background, a band, and two boxes, the last drawn on top."""
     names = dict(tax.format_options["polygon_label_to_level3"])
-    pool = raw_pool(tax)
-    labels, raws = [], []
-    for n in range(3):
-        if n != 1:
-            raw = raw_map(pool, n, seed=100 * n_split + n)
-            labels.append(raw)
-        else:
-            counted = [k for k, v in names.items() if v != 255]
-            band, box, top = counted[0], counted[len(counted) // 2], counted[-1]
-            height, width = 20, 30
-            raw = np.full((height, width), names.get("unlabeled", 255), dtype=np.int64)
-            objects = []
-            for label, (x0, y0, x1, y1) in (
-                (band, (0, 12, 29, 19)),
-                (box, (3, 2, 12, 15)),
-                (top, (8, 5, 20, 9)),
-            ):
-                objects.append(
-                    {"label": label, "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], "deleted": 0}
-                )
-                raw[y0 : y1 + 1, x0 : x1 + 1] = names[label]  # a filled polygon includes its border
-            labels.append({"imgHeight": height, "imgWidth": width, "objects": objects})
-        raws.append(raw)
+    raws = [raw_map(raw_pool(tax), n, seed=100 * n_split + n) for n in range(3)]
+    counted = [k for k, v in names.items() if v != 255]
+    raws[1] = np.full((20, 30), names.get("unlabeled", 255), dtype=np.int64)
+    objects = []
+    for label, (x0, y0, x1, y1) in (
+        (counted[0], (0, 12, 29, 19)), (counted[len(counted) // 2], (3, 2, 12, 15)), (counted[-1], (8, 5, 20, 9))
+    ):
+        objects.append({"label": label, "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], "deleted": 0})
+        raws[1][y0 : y1 + 1, x0 : x1 + 1] = names[label]  # a filled polygon includes its border
+    labels = [raws[0], {"imgHeight": 20, "imgWidth": 30, "objects": objects}, raws[2]]
     return paired(tax, root, split, n_split, labels, [expected_labels(tax, raw) for raw in raws])
 
 
@@ -176,7 +152,7 @@ def build_coco_panoptic(tax: DatasetTaxonomy, root: Path, split: str, n_split: i
             label[seg == i] = table[c]
         labels.append(label)
     placed = write(tax, root, split, images)
-    return {stem: Expected(image=p.image, label=label) for (stem, p), label in zip(placed.items(), labels)}
+    return {stem: Expected(image, label) for (stem, image), label in zip(placed.items(), labels)}
 
 
 def build_coco_instances(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
@@ -199,7 +175,7 @@ def build_coco_instances(tax: DatasetTaxonomy, root: Path, split: str, n_split: 
             {"id": n + 1, "image_id": 7, "category_id": cat, "segmentation": rle, "bbox": bbox, "iscrowd": 0}
         )
     stem = f"inst_{n_split}"
-    image = write(tax, root, split, [CocoImage(7, f"{stem}.jpg", width, height, jpeg(width, height, 3), anns)])[stem].image
+    [image] = write(tax, root, split, [CocoImage(7, f"{stem}.jpg", width, height, jpeg(width, height, 3), anns)]).values()
     if tax.supervision.value == "box":
         boxes = [[4, 3, 8, 6, table[small_id]], [1, 1, 12, 11, table[big_id]]]
         return {stem: Expected(image=image, boxes=[b for b in boxes if b[4] != tax.ignore_index])}

@@ -17,7 +17,7 @@ from pipeline.convert.layouts.paired import Pair
 from pipeline.convert.readers import FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
-__all__ = ["jpeg", "png", "string_ids", "write_bdd100k", "write_idd", "write_objects365", "write_openimages"]
+__all__ = ["jpeg", "png", "string_ids", "write", "write_bdd100k", "write_idd", "write_objects365", "write_openimages"]
 
 
 def jpeg(width: int, height: int, seed: int = 0) -> bytes:
@@ -27,8 +27,9 @@ def jpeg(width: int, height: int, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-def _write(tax: DatasetTaxonomy, root: Path, split: str, content: list):
-    return FORMATS[tax.format].write_layout(tax, root, split, content)
+def write(tax: DatasetTaxonomy, root: Path, split: str, content: list, **index) -> dict[str, Path]:
+    """Through the format's registry entry, as the demo and the benchmarks write: key -> image file."""
+    return FORMATS[tax.format].write_layout(tax, root, split, content, **index)
 
 
 def string_ids(tax: DatasetTaxonomy, n: int) -> list[str]:
@@ -52,7 +53,7 @@ def write_openimages(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
     small[5:10, 4:9] = True
     only = np.zeros((30, 40), bool)
     only[3:20, 10:30] = True
-    _write(tax, root, split, [
+    write(tax, root, split, [
         # the small mask is listed first: order must not decide who wins
         OpenImagesImage(a, jpeg(64, 48, 1), [ObjectMask(small_mid, "aa01", small), ObjectMask(big_mid, "aa02", big)]),
         OpenImagesImage(b, jpeg(40, 30, 2), [ObjectMask(small_mid, "bb01", only, mode="1")]),
@@ -80,7 +81,7 @@ def write_objects365(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, 
         {"id": 13, "image_id": 2, "category_id": c2, "bbox": [-4.0, -3.0, 10.0, 8.0], "iscrowd": 1},
         {"id": 14, "image_id": 2, "category_id": c1, "bbox": [60.0, 10.0, 5.0, 5.0], "iscrowd": 0},
     ]
-    _write(tax, root, split, [
+    write(tax, root, split, [
         CocoImage(1, "images/v1/patch0/objects365_v1_00000001.jpg", 100, 80, jpeg(100, 80, 3), annotations[:3]),
         CocoImage(2, "objects365_v2_00000002.jpg", 50, 40, jpeg(50, 40, 4), annotations[3:]),
         CocoImage(3, "objects365_v2_00000003.jpg", 50, 40, None),  # no boxes, no file
@@ -99,7 +100,7 @@ def write_bdd100k(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.
     out = {}
     for n, name in enumerate(["0a0a0b1a-7c39d841", "7d2f7975-e0c1c5a7"]):
         out[name] = rng.choice(np.array(raw_ids, dtype=np.uint8), size=(36, 64))
-    _write(tax, root, split, [Pair(name, jpeg(64, 36, 10 + n), raw) for n, (name, raw) in enumerate(out.items())])
+    write(tax, root, split, [Pair(name, jpeg(64, 36, 10 + n), raw) for n, (name, raw) in enumerate(out.items())])
     return out
 
 
@@ -126,7 +127,7 @@ def write_idd(tax: DatasetTaxonomy, root: Path, split: str) -> dict[str, np.ndar
         {"label": car, "polygon": [[40, 0], [47, 0], [47, 5], [40, 5]], "deleted": 1},  # deleted: skipped
     ]
     polygons = {"imgHeight": H, "imgWidth": W, "objects": objects}
-    _write(tax, root, split, [Pair("000001", image1, raw1, ("0",)), Pair("000002", image2, polygons, ("0",))])
+    write(tax, root, split, [Pair("000001", image1, raw1, ("0",)), Pair("000002", image2, polygons, ("0",))])
     raw2 = np.full((H, W), names.get("unlabeled", 255), dtype=np.uint8)
     raw2[15:30, 0:48] = names[road]  # PIL fills a polygon including its border
     raw2[10:21, 5:21] = names[car]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 from pathlib import Path
 
 import yaml
 
+from pipeline.convert.layouts.paired import located, wild_folders
 from pipeline.taxonomy.load import load_dataset_file
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -37,16 +37,9 @@ def with_changes(tax: DatasetTaxonomy, tmp: Path, **changes) -> DatasetTaxonomy:
 def place(
     root: Path, pattern: str, name: str, src: Path | None = None, data: bytes | None = None, folder: str = "x"
 ) -> Path:
-    """Write a file named `name` where `pattern` (a split's glob or folder) would find it. Wildcard
-    folder parts become `folder`; the name must match the pattern's last part."""
-    if any(c in pattern for c in "*?["):
-        parts = pattern.split("/")
-        *dirs, last = parts
-        assert fnmatch.fnmatch(name, last), f"{name} does not match {pattern}"
-        dirs = [folder if any(c in d for c in "*?[") else d for d in dirs if d != "**"]
-        dest = root.joinpath(*dirs, name) if dirs else root / name
-    else:
-        dest = root / pattern / name
+    """Put a real sample's file (or bytes) named `name` where `pattern` (a split's glob or folder) would
+    find it; wildcard folders become `folder`."""
+    dest = located(root, pattern, (folder,) * (wild_folders(pattern) or 0), name)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if src is not None:
         shutil.copyfile(src, dest)

@@ -1,11 +1,11 @@
 """The formats' own files, written the way a release writes them: the other half of the readers.
 
-Each format's registry entry (pipeline/convert/readers/__init__.py, `Format.layout`) names its layout
-writer here: paired.py (image + label PNG formats), coco.py (COCO-style JSON indexes) and
-openimages.py. A writer takes the taxonomy, a root, a split and the content (raw ids, segments,
-boxes, encoded image bytes) and puts every file where the taxonomy's split entry says the release
-has it. The tests' fixtures, the demo corpus and the benchmarks' inputs decide what their data
-shows and write it through these, so none of them can drift from what the readers expect.
+Each format's registry entry (`Format.layout` in pipeline/convert/readers/__init__.py) names its writer
+here: paired.py (image + label PNG formats), coco.py (COCO-style JSON indexes), openimages.py. A writer
+takes the taxonomy, a root, a split and the content (raw ids, segments, boxes, encoded images), puts
+every file where the split entry says the release has it and returns key -> image file. The tests'
+fixtures, the demo corpus and the benchmarks' inputs all write through them, so none can drift from
+what the readers expect.
 """
 
 from __future__ import annotations
@@ -14,25 +14,17 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 
-class Placed(NamedTuple):
-    """Where a writer put one sample's image and its own annotation file (None when only an index has it)."""
-
-    image: Path | None
-    annotation: Path | None = None
-
-
 class Files:
     """Puts a writer's files. Content given again (the same object) becomes a hard link to its first
-    file: the benchmarks repeat a few template samples thousands of times without encoding or storing
-    them again."""
+    file: the benchmarks repeat a few samples thousands of times without encoding or storing them again."""
 
     def __init__(self) -> None:
-        self._first: dict[int, tuple[Path, Any]] = {}  # id(content) -> (its file, the content kept alive)
+        self._first: dict[int, tuple[Path, Any]] = {}  # id(content) -> (its file, the content, kept alive)
 
     def put(self, path: Path, content: Any, encode: Callable[[Any], bytes] | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,13 +36,16 @@ class Files:
         return path
 
 
-def png(array: np.ndarray, mode: str | None = None) -> bytes:
-    """PNG bytes of an array as PIL maps it (uint8 2-D: L, H x W x 3: RGB), optionally converted to `mode`."""
+def png(array: np.ndarray, mode: str | None = None, palette: np.ndarray | None = None) -> bytes:
+    """PNG bytes of an array as PIL maps it (uint8 2-D: L, H x W x 3: RGB), converted to `mode`, or
+    mode P with a 256 x 3 palette."""
     from PIL import Image
 
     im = Image.fromarray(array)
     if mode:
         im = im.convert(mode)
+    if palette is not None:
+        im.putpalette(palette.reshape(-1).tolist())
     buf = io.BytesIO()
     im.save(buf, "PNG")
     return buf.getvalue()

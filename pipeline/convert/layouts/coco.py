@@ -1,5 +1,5 @@
-"""Layout writer of the COCO-style formats (coco_panoptic, coco_instances, objects365): image files under
-the split's images folder, panoptic PNGs under its annotations folder, one JSON index."""
+"""Layout writer of the COCO-style formats (coco_panoptic, coco_instances, objects365): images under the
+split's images folder, panoptic PNGs under its annotations folder, one JSON index."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.convert.layouts import Files, Placed, png
+from pipeline.convert.layouts import Files, png
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 @dataclass(frozen=True)
 class CocoImage:
-    """One image of the index. `annotations` are the index's annotation entries for it (instances and
-    Objects365, with image_id) or, for coco_panoptic, its segments_info, whose ids `segments` holds
-    per pixel."""
+    """One image of the index, with its annotation entries (instances, Objects365: with image_id) or,
+    for coco_panoptic, its segments_info, whose ids `segments` holds per pixel."""
 
     id: int
     file_name: str  # as the index names it; Objects365 v2 writes "images/v1/patchN/<name>"
@@ -29,40 +28,32 @@ class CocoImage:
 
 
 def panoptic_rgb(segment_ids: np.ndarray) -> np.ndarray:
-    """Segment id per pixel -> the H x W x 3 uint8 pixels of a COCO panoptic PNG (id = R + 256 G + 256^2 B)."""
+    """Segment id per pixel -> the H x W x 3 pixels of a COCO panoptic PNG (id = R + 256 G + 256^2 B)."""
     ids = np.asarray(segment_ids, dtype=np.int64)
     return np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1).astype(np.uint8)
 
 
-def _image_path(tax: DatasetTaxonomy, images: Path, file_name: str) -> Path:
-    parts = Path(file_name).parts
-    if tax.format == "objects365" and len(parts) > 2:  # the v2 archives unpack to <images>/patchN/<name>
-        return images.joinpath(*parts[-2:])
-    return images / file_name
-
-
 def write_coco(tax: DatasetTaxonomy, root: Path, split: str, images: list[CocoImage],
-               categories: list[dict] | None = None, **extra) -> dict[str, Placed]:
-    """Write the files and the index (categories default to the taxonomy's classes; `extra` top-level
-    keys such as info come first); returns file_name stem -> files."""
+               categories: list[dict] | None = None, **extra) -> dict[str, Path | None]:
+    """Returns file_name stem -> image file. The index's categories default to the taxonomy's classes;
+    `extra` top-level keys (info, licenses) come first."""
     spec = tax.splits[split]
     assert spec.index, f"{tax.name}/{split}: {tax.format} needs index"
-    panoptic = tax.format == "coco_panoptic"
-    assert not panoptic or spec.annotations, f"{tax.name}/{split}: coco_panoptic needs annotations"
     files, placed, entries, annotations = Files(), {}, [], []
     for im in images:
-        stem = Path(im.file_name).stem
-        image = None if im.image is None else files.put(_image_path(tax, root / spec.images, im.file_name), im.image)
+        stem, parts = Path(im.file_name).stem, Path(im.file_name).parts
+        # Objects365 v2 names "images/v1/patchN/x.jpg" but its archives unpack to <images>/patchN/x.jpg.
+        where = parts[-2:] if tax.format == "objects365" else parts
+        placed[stem] = im.image and files.put(root.joinpath(spec.images, *where), im.image)
         entries.append({"id": im.id, "file_name": im.file_name, "width": im.width, "height": im.height})
-        if panoptic:
-            segments = files.put(root / spec.annotations / f"{stem}.png", im.segments, lambda s: png(panoptic_rgb(s)))
-            annotations.append({"image_id": im.id, "file_name": f"{stem}.png", "segments_info": im.annotations})
-            placed[stem] = Placed(image, segments)
-        else:
+        if tax.format != "coco_panoptic":
             annotations.extend(im.annotations)
-            placed[stem] = Placed(image)
+            continue
+        assert spec.annotations, f"{tax.name}/{split}: coco_panoptic needs annotations"
+        files.put(root / spec.annotations / f"{stem}.png", im.segments, lambda s: png(panoptic_rgb(s)))
+        annotations.append({"image_id": im.id, "file_name": f"{stem}.png", "segments_info": im.annotations})
     if categories is None:
         categories = [{"id": c.raw_id, "name": c.name} for c in tax.classes]
-    files.put(root / spec.index, json.dumps({**extra, "images": entries, "annotations": annotations,
-                                             "categories": categories}).encode())
+    doc = {**extra, "images": entries, "annotations": annotations, "categories": categories}
+    files.put(root / spec.index, json.dumps(doc).encode())
     return placed

@@ -53,7 +53,7 @@ class Format:
         return getattr(importlib.import_module(f"pipeline.convert.layouts.{module}"), function)
 
     def write_layout(self, tax: DatasetTaxonomy, root: Path, split: str, content: list, **index) -> dict:
-        """Write `content` (the writer's own sample type) in the split's layout: key -> files (Placed)."""
+        """Write `content` (the writer's own sample type) in the split's layout; returns key -> image file."""
         assert tax.format == self.name, f"{tax.name} is {tax.format!r}, not {self.name!r}"
         return self.layout_writer()(tax, Path(root), split, content, **index)
 
