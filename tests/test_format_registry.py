@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
-from support.every_taxonomy import BUILDERS, NoBuilder, dense_pairs
-from support.generated import write_idd, write_objects365
+from support.every_taxonomy import BUILDERS, NoBuilder, dense_pairs, expected_labels
+from support.generated import jpeg, write_idd, write_objects365
 from support.layout import TAXONOMIES, shipped, with_changes
-from support.readers import load_yaml
+from support.readers import load_yaml, read_all
 
+from pipeline.convert.layouts.paired import Pair
 from pipeline.convert.readers import FORMATS, get_reader
 from pipeline.taxonomy.load import dataset_paths
 
@@ -29,6 +31,18 @@ def test_every_format_has_a_layout_writer():
     missing = [f.name for f in FORMATS.values() if not f.layout]
     assert not missing, f"formats without a layout writer (Format.layout): {missing}"
     assert all(callable(f.layout_writer()) for f in FORMATS.values())
+
+
+def test_layout_writer_hard_links_repeated_content(tmp_path):
+    """The benchmarks repeat template samples: the same objects given again become hard links."""
+    tax, raw, image = shipped("ade20k-150"), np.array([[0, 1, 2], [3, 4, 150]], np.uint8), jpeg(3, 2)
+    pairs = [Pair("ADE_val_1", image, raw), Pair("ADE_val_2", image, raw), Pair("ADE_val_3", jpeg(3, 2, 1), raw.copy())]
+    first, again, other = FORMATS["ade20k"].write_layout(tax, tmp_path, "validation", pairs).values()
+    assert first.stat().st_ino == again.stat().st_ino and first.stat().st_nlink == 2
+    assert other.stat().st_nlink == 1 and other.read_bytes() != first.read_bytes()
+    items, samples = read_all(tax, tmp_path, "validation")
+    assert [Path(i.annotation).stat().st_nlink for i in items] == [2, 2, 1]
+    assert all(np.array_equal(s.label, expected_labels(tax, raw)) for s in samples)
 
 
 def test_layout_writer_refuses_another_formats_taxonomy(tmp_path):
