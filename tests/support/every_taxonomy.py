@@ -79,11 +79,17 @@ def paired(tax: DatasetTaxonomy, root: Path, split: str, n_split: int, labels: l
         number = 1 + 10 * n_split + shared
         h, w = (label["imgHeight"], label["imgWidth"]) if isinstance(label, dict) else label.shape[:2]
         rgb = np.random.default_rng(n).integers(0, 255, (h, w, 3), dtype=np.uint8)
-        pairs.append(Pair(f"{number:06d}" if by_number else f"s{n_split}x{shared}",
-                          png(rgb) if png_images else jpeg(w, h, n), label, tuple(f"{'abc'[n]}{d}" for d in range(depth)),
-                          f"{number:08d}" if by_number else None, listed=not (partial and n == 2)))
+        pairs.append(Pair(
+            name=f"{number:06d}" if by_number else f"s{n_split}x{shared}",
+            image=png(rgb) if png_images else jpeg(w, h, n),
+            label=label,
+            folders=tuple(f"{'abc'[n]}{d}" for d in range(depth)),
+            label_name=f"{number:08d}" if by_number else None,  # the label's frame number, padded otherwise
+            listed=not (partial and n == 2),
+        ))
     placed = write(tax, root, split, pairs)
-    return {key: Expected(image, truth) for (key, image), pair, truth in zip(placed.items(), pairs, truths) if pair.listed}
+    kept = zip(placed.items(), pairs, truths)
+    return {key: Expected(image, truth) for (key, image), pair, truth in kept if pair.listed}
 
 
 def dense_pairs(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
@@ -188,7 +194,7 @@ def build_coco_instances(tax: DatasetTaxonomy, root: Path, split: str, n_split: 
 def build_openimages(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
     spec = tax.splits[split]
     truth = write_openimages(tax, root, split)
-    return {key: Expected(image=root / Path(spec.images).parent / f"{key}.jpg", label=label) for key, label in truth.items()}
+    return {key: Expected(root / Path(spec.images).parent / f"{key}.jpg", label) for key, label in truth.items()}
 
 
 def build_objects365(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
