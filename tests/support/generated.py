@@ -17,8 +17,6 @@ from pipeline.convert.layouts.paired import Pair
 from pipeline.convert.readers import FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
-__all__ = ["jpeg", "png", "string_ids", "write", "write_bdd100k", "write_idd", "write_objects365", "write_openimages"]
-
 
 def jpeg(width: int, height: int, seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.convert.layouts.paired import Pair
 from pipeline.convert.readers import BadSample, get_reader
 from pipeline.convert.readers.common import sanitize_key
 from pipeline.taxonomy.load import load_dataset_file
-from support.generated import jpeg, png
+from support.generated import jpeg, write
 from support.layout import place, shipped
 
 
@@ -44,7 +45,6 @@ def read_all(tax, root: Path, split: str):
     reader = get_reader(tax.format)
     items = list(reader.plan(tax, root, split))
     return items, [reader.read(tax, item) for item in items]
-
 
 
 def check_sample(sample, image_path: Path) -> None:
@@ -80,7 +80,5 @@ def load_yaml(path: Path):
 
 def ade_sample(tmp_path, raw: np.ndarray):
     tax = shipped("ade20k-150")
-    spec = tax.splits["validation"]
-    place(tmp_path, spec.images, "ADE_val_1.jpg", data=jpeg(raw.shape[1], raw.shape[0]))
-    place(tmp_path, spec.annotations, "ADE_val_1.png", data=png(raw))
+    write(tax, tmp_path, "validation", [Pair("ADE_val_1", jpeg(raw.shape[1], raw.shape[0]), raw)])
     return tax, read_one(tax, tmp_path, "validation")

@@ -1,12 +1,9 @@
-"""The formats' own files, written the way a release writes them: the other half of the readers.
+"""The formats' own files, written where a release puts them: the other half of the readers.
 
-Each format's registry entry (`Format.layout` in pipeline/convert/readers/__init__.py) names its writer
-here: paired.py (image + label PNG formats), coco.py (COCO-style JSON indexes), openimages.py. A writer
-takes the taxonomy, a root, a split and the content (raw ids, segments, boxes, encoded images), puts
-every file where the split entry says the release has it and returns key -> image file. The tests'
-fixtures, the demo corpus and the benchmarks' inputs all write through them, so none can drift from
-what the readers expect.
-"""
+Each registry entry (`Format.layout`) names its writer here: paired.py, coco.py or openimages.py. A
+writer takes the taxonomy, a root, a split and the content (raw ids, segments, boxes, encoded images)
+and returns key -> image file. The tests' fixtures, the demo corpus and the benchmarks' inputs all
+write through them, so none can drift from what the readers expect."""
 
 from __future__ import annotations
 

@@ -52,8 +52,7 @@ def write_coco(tax: DatasetTaxonomy, root: Path, split: str, images: list[CocoIm
         assert spec.annotations, f"{tax.name}/{split}: coco_panoptic needs annotations"
         files.put(root / spec.annotations / f"{stem}.png", im.segments, lambda s: png(panoptic_rgb(s)))
         annotations.append({"image_id": im.id, "file_name": f"{stem}.png", "segments_info": im.annotations})
-    if categories is None:
-        categories = [{"id": c.raw_id, "name": c.name} for c in tax.classes]
+    categories = [{"id": c.raw_id, "name": c.name} for c in tax.classes] if categories is None else categories
     doc = {**extra, "images": entries, "annotations": annotations, "categories": categories}
     files.put(root / spec.index, json.dumps(doc).encode())
     return placed
