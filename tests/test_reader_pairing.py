@@ -69,12 +69,12 @@ REAL_NAMES = [
         "sunrgbd",
         "train",
         [
-            ("image/train/img-000001.jpg", "label37/train/00000001.png", "img-000001"),
-            ("image/train/img-005285.jpg", "label37/train/00005285.png", "img-005285"),
+            ("image/train/img-000001.jpg", "semseg-label37/train/00000001.png", "img-000001"),
+            ("image/train/img-005285.jpg", "semseg-label37/train/00005285.png", "img-005285"),
         ],
         {},
     ),
-    ("sunrgbd", "test", [("image/test/img-000001.jpg", "label37/test/00000001.png", "img-000001")], {}),
+    ("sunrgbd", "test", [("image/test/img-000001.jpg", "semseg-label37/test/00000001.png", "img-000001")], {}),
     (
         "wilddash",
         "val",

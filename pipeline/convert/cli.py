@@ -51,6 +51,7 @@ def convert(
     from rich.table import Table
 
     from pipeline.convert.boxemb import box_embedder, parse_spec
+    from pipeline.convert.manifest import quarantine_path
     from pipeline.convert.plan import parse_size
     from pipeline.convert.readers import get_reader
     from pipeline.convert.runner import convert_split, ensure_ray
@@ -73,11 +74,15 @@ def convert(
     try:
         if box_embeddings and any(t.supervision.value == "box" for t in taxes):
             box_embedder(box_embeddings)  # fail fast, in the driver, when the weights are missing
+        # Which splits to convert is settled before Ray starts, so a wrong root fails at once.
+        splits = {
+            tax.name: [split] if split else _present_splits(tax, r, console) for tax, (_, r) in zip(taxes, jobs)
+        }
         if not no_ray:
             started_ray = ensure_ray(ray_address, workers)
         for tax, (_, dataset_root) in zip(taxes, jobs):
             reader = get_reader(tax.format)
-            for s in [split] if split else list(tax.splits):
+            for s in splits[tax.name]:
                 results.append(
                     convert_split(
                         tax, reader, dataset_root, s, out_dir, shard_bytes=shard_bytes, options=options,
@@ -98,8 +103,29 @@ def convert(
                       f"{r.seconds:.1f}", f"{rate:.1f}")
     console.print(table)
     written, quarantined = sum(r.written for r in results), sum(r.quarantined for r in results)
-    console.print(f"written {written} samples, quarantined {quarantined}"
-                  + (f" (see {out_dir}/<dataset>/<split>.quarantine.jsonl)" if quarantined else ""))
+    console.print(f"written {written} samples, quarantined {quarantined}", soft_wrap=True)
+    for r in results:
+        if r.quarantined:  # the real files, one a line, so they can be copied
+            console.print(f"  {r.quarantined} quarantined: {quarantine_path(out_dir / r.dataset, r.split)}",
+                          soft_wrap=True, highlight=False)
+
+
+def _present_splits(tax, root: Path, console) -> list[str]:
+    """Without --split: the taxonomy's splits whose images are there; the others are listed as
+    absent, and none at all is an error naming what was looked for."""
+    from pipeline.convert.runner import ConvertError, split_present
+
+    if not Path(root).is_dir():
+        raise ConvertError(f"{tax.name}: dataset root {root} does not exist or is not a folder")
+    present = [s for s in tax.splits if split_present(tax, root, s)]
+    absent = [s for s in tax.splits if s not in present]
+    if not present:
+        looked = "; ".join(f"{s}: {tax.splits[s].images!r}" for s in tax.splits)
+        raise ConvertError(f"{tax.name}: none of the taxonomy's splits is under {root} (looked for images {looked})")
+    if absent:
+        shown = ", ".join(f"{s} ({tax.splits[s].images!r})" for s in absent)
+        console.print(f"{tax.name}: not under {root}, skipped: {shown}", soft_wrap=True, highlight=False)
+    return present
 
 
 @shards_app.command("stats")

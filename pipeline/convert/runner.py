@@ -28,6 +28,7 @@ from pipeline.safe_write import remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _GLOB_CHARS = set("*?[")
+INDEX_LOCK = ".index.lock"  # held while index.parquet is rebuilt
 
 
 class ConvertError(BadInput):
@@ -45,23 +46,37 @@ class SplitResult:
     seconds: float
 
 
-def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
-    """Helpful errors before planning: the root, the split name and the split's image path."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConvertError(f"{tax.name}: dataset root {root} does not exist or is not a folder")
-    if split not in tax.splits:
-        raise ConvertError(f"{tax.name}: no split {split!r} in the taxonomy (it lists: {', '.join(tax.splits)})")
-    spec = tax.splits[split].images
-    # The part of the path before any glob character must exist.
+def _fixed_part(root: Path, spec: str) -> Path:
+    """The part of a split entry before any glob character: it must exist for anything to match."""
     fixed = []
     for part in Path(spec).parts:
         if _GLOB_CHARS & set(part):
             break
         fixed.append(part)
-    where = root.joinpath(*fixed)
-    if not where.exists():
-        raise ConvertError(f"{tax.name}/{split}: {where} not found (the taxonomy's images for {split!r}: {spec!r} under {root})")
+    return Path(root).joinpath(*fixed)
+
+
+def split_present(tax: DatasetTaxonomy, root: Path, split: str) -> bool:
+    """Whether the split's images are there at all (a release often ships only some splits)."""
+    return split in tax.splits and _fixed_part(root, tax.splits[split].images).exists()
+
+
+def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
+    """Helpful errors before planning: the root, the split name, the split's images and labels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConvertError(f"{tax.name}: dataset root {root} does not exist or is not a folder")
+    if split not in tax.splits:
+        raise ConvertError(f"{tax.name}: no split {split!r} in the taxonomy (it lists: {', '.join(tax.splits)})")
+    spec = tax.splits[split]
+    for what, entry in (("images", spec.images), ("annotations", spec.annotations)):
+        if entry is None:
+            continue
+        where = _fixed_part(root, entry)
+        if not where.exists():
+            raise ConvertError(
+                f"{tax.name}/{split}: {where} not found (the taxonomy's {what} for {split!r}: {entry!r} under {root})"
+            )
 
 
 def prepare(out_ds: Path, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
@@ -71,12 +86,26 @@ def prepare(out_ds: Path, split: str, plans: list[ShardPlan]) -> list[ShardPlan]
     ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(f.name) for f in finals)]))
     remove_stale_temps(out_ds, ours)
     remove_stale_temps(out_ds / PARTS_DIR, ours)
-    # Every job rewrites the shared index at its end, in seconds: an hour-old temp of it is dead.
-    remove_stale_temps(out_ds.parent, re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
+    # index.parquet's temps are cleared by rebuild_index, under the lock every writer of it holds.
     for index, path in split_files(out_ds, split):
         if index >= len(plans):
             path.unlink(missing_ok=True)
     return [p for p in plans if not is_complete(out_ds, p)]
+
+
+def rebuild_index(out_dir: Path) -> Path:
+    """build_index under a lock on the output folder: jobs converting other datasets into the same
+    folder rebuild the index too, and while the lock is held any index temp is a killed job's."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / INDEX_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            remove_stale_temps(out_dir, re.compile(re.escape(INDEX_FILE)))
+            return build_index(out_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_ray(address: str | None, workers: int | None) -> bool:
@@ -166,7 +195,7 @@ def convert_split(
             _run_in_process(tax, reader, todo, out_dir, options, bar)
     written, quarantined = assemble_split(out_ds, tax, split, plans)
     if index:
-        build_index(out_dir)
+        rebuild_index(out_dir)
     return SplitResult(
         dataset=tax.name,
         split=split,

@@ -34,7 +34,10 @@ def _is_glob(part: str) -> bool:
 
 
 def _fill(last: str, token: str) -> str:
-    """A file name matching a glob's last part: the first '*' becomes token, others nothing."""
+    """A file name matching a glob's last part: the first '*' becomes token, others nothing; a
+    wildcard extension ("name.*", IDD's PNG-or-JPEG images) becomes .jpg."""
+    if last.endswith(".*"):
+        last = last[:-2] + ".jpg"
     name = last.replace("*", token, 1).replace("*", "").replace("?", "0")
     assert not _is_glob(name), f"cannot make a file name from {last!r}"
     return name

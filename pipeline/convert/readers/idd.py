@@ -1,5 +1,8 @@
 """IDD (India Driving Dataset), level3 ids (26 classes, 255 = ignore).
 
+Images may be PNG (part I, idd-segmentation) or JPEG (part II, idd20kII): the YAML's image pattern
+ends in `_leftImg8bit.*`. An image with neither label form is reported naming both patterns.
+
 Where the id PNG (annotation_suffix, e.g. `_gtFine_labellevel3Ids`) exists it is read as an L PNG.
 Where it doesn't, the Cityscapes-style `<stem><polygon_suffix>.json` beside it (default suffix
 `_gtFine_polygons`) is rasterised with PIL ImageDraw: objects in file order, later ones on top,
@@ -10,6 +13,7 @@ a BadSample, never a guess."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +58,15 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
         png = items.get(item.key)
         if png is None or (png.error and not item.error):
             items[item.key] = item
+        elif _is_unlabelled(png) and _is_unlabelled(item):
+            # Neither label form exists: say where both were looked for.
+            both = f"{png.error} nor {item.error.removeprefix('missing label file ')}"
+            items[item.key] = replace(png, error=both)
     return iter(items[k] for k in sorted(items))
+
+
+def _is_unlabelled(item: WorkItem) -> bool:
+    return (item.error or "").startswith("missing label file")
 
 
 def _points(polygon: object) -> list[tuple[float, float]]:

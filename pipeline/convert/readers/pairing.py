@@ -8,6 +8,13 @@ scene0000_00/color/000000.jpg with scene0000_00/label/000000.png), so the bare n
 The key is those folders and the stem, joined with '_' and sanitised; a folder the stem already
 starts with (Cityscapes frankfurt/frankfurt_000000_000294) is not repeated.
 
+Nothing found is dropped silently: an image with no annotation (and, under pair_by number, an image
+whose name holds no number) gets an item that read() reports as "missing label file", naming the
+pattern that was searched; a file or folder name that is not valid UTF-8 gets an item that read()
+reports with the name's bytes escaped (a key and a UTF-8 record could not name it exactly; rename it).
+A split whose images entry ends in a wildcard extension ("*_leftImg8bit.*") takes .jpg, .jpeg and
+.png alike (IDD part I ships PNG, part II JPEG).
+
 Options, from the taxonomy's format_options (PAIRING_OPTIONS in the format registry):
   annotation_suffix / image_suffix: an annotation's stem minus annotation_suffix, plus image_suffix,
       is its image's stem (Cityscapes: x_gtFine_labelIds.png <-> x_leftImg8bit.png).
@@ -25,6 +32,8 @@ naming the index file, the line and what is missing.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +67,8 @@ def list_files(root: Path, pattern: str, exts: Iterable[str]) -> list[Path]:
     exts = tuple(e.lower() for e in exts)
     if is_glob(pattern):
         found = [p for p in root.glob(pattern) if p.is_file()]
+        if is_glob(Path(pattern).suffix):  # "name.*": only the wanted kinds of file
+            found = [p for p in found if p.suffix.lower() in exts]
     else:
         folder = root / pattern
         if not folder.is_dir():
@@ -177,15 +188,45 @@ def _read_lines(path: Path, what: str) -> list[tuple[int, str]]:
     return out
 
 
-def _error_item(key: str, image: Path, ann: Path, root: Path, index: Path, error: str) -> WorkItem:
+def _error_item(key: str, image: Path, ann: Path, root: Path, index: Path | None, error: str) -> WorkItem:
+    """An item that read() reports as a BadSample: against `index` (the list file that named it) or,
+    without one, against the image."""
     return WorkItem(
         key=key,
         image=str(image),
         annotation=str(ann),
-        sources={"image": relative(image, root), "annotation": relative(ann, root)},
-        index=str(index),
+        sources={"image": printable(relative(image, root)), "annotation": printable(relative(ann, root))},
+        index=None if index is None else str(index),
         error=error,
     )
+
+
+def is_utf8_name(path: Path) -> bool:
+    """False when the name holds bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """A name as valid UTF-8 text: undecodable bytes written as \\xNN (what `ls -b` shows)."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _non_utf8_item(root: Path, path: Path, role: str) -> WorkItem:
+    """A file whose name is not UTF-8: quarantined under a key made from the name's bytes, because
+    a key or record derived from it would name another file."""
+    rel = path.relative_to(root) if path.is_relative_to(root) else path
+    shown = printable(rel.as_posix())
+    digest = hashlib.sha1(os.fsencode(rel)).hexdigest()[:12]
+    error = f"{role} file name is not valid UTF-8 ({shown}); rename it to UTF-8 to convert it"
+    # The item names the file in printable form: it is never opened, and its BadSample (and so the
+    # quarantine report, which must be UTF-8) names it the way `ls -b` shows it.
+    shown_path = Path(printable(str(path)))
+    return _error_item(f"non-utf8-name-{digest}", shown_path, shown_path, Path(printable(str(root))), None, error)
 
 
 def pair_split(
@@ -197,9 +238,10 @@ def pair_split(
     ann_pattern: str | None = None,
 ) -> list[WorkItem]:
     """One WorkItem per annotation file (the split's PNGs, or the given files found through
-    `ann_pattern`), with its image; sorted by key. Images without an annotation are not labelled data
-    and are left out; an annotation without an image still gets an item whose image path does not
-    exist, so read() quarantines it as a missing file. With a scene_list or an index, see above."""
+    `ann_pattern`), with its image; sorted by key. An image without an annotation gets an item that
+    read() reports as a missing label file; an annotation without an image still gets an item whose
+    image path does not exist, so read() quarantines it as a missing file. With a scene_list or an
+    index, see above."""
     root = Path(root)
     spec = split_spec(tax, split)
     if spec.annotations is None and annotations is None:
@@ -214,10 +256,16 @@ def pair_split(
         pair_by=str(opts.get("pair_by", "stem")),
     )
 
+    bad_names: list[WorkItem] = []
+    unnumbered: list[Path] = []
     images: dict[MatchKey, Path] = {}
     for path in list_files(root, spec.images, IMAGE_EXTS):
+        if not is_utf8_name(path.relative_to(root)):
+            bad_names.append(_non_utf8_item(root, path, "image"))
+            continue
         m = match_key(path.stem, lay.img_suffix, lay.pair_by)
         if m is None:
+            unnumbered.append(path)
             continue
         at = (folder_parts(root, spec.images, path), m)
         if at in images:
@@ -230,16 +278,29 @@ def pair_split(
         annotations = list_files(root, lay.ann_pattern, (".png",))
     found: dict[MatchKey, Path] = {}
     for ann in annotations:
+        if not is_utf8_name(ann.relative_to(root) if ann.is_relative_to(root) else ann):
+            bad_names.append(_non_utf8_item(root, ann, "label"))
+            continue
         m = match_key(ann.stem, lay.ann_suffix, lay.pair_by)
         found.setdefault((folder_parts(root, lay.ann_pattern, ann), m), ann)
 
     extra_items: list[WorkItem] = []
+    in_split = None  # with a scene_list, only images of listed scenes belong to the split
     if opts.get("scene_list"):
-        found, extra_items = _keep_scenes(tax, split, lay, found, str(opts["scene_list"]))
+        found, extra_items, in_split = _keep_scenes(tax, split, lay, found, images, str(opts["scene_list"]))
     if spec.index:
+        # The index says which images are the split's; an unlisted image is not part of it.
         items = _listed(tax, split, lay, images, found) + extra_items
     else:
         items = [_pair_item(lay, images, at, ann) for at, ann in found.items()] + extra_items
+        unlabelled = [(at, img) for at, img in images.items() if at not in found]
+        items += [
+            _unlabelled_item(lay, at, img)
+            for at, img in unlabelled
+            if in_split is None or (at[0] and at[0][0] in in_split)
+        ]
+        items += [_unnumbered_item(lay, img) for img in unnumbered]
+    items += bad_names
 
     by_key: dict[str, WorkItem] = {}
     for item in items:
@@ -266,10 +327,43 @@ def _pair_item(lay: _Layout, images: dict[MatchKey, Path], at: MatchKey, ann: Pa
     )
 
 
+def _unlabelled_item(lay: _Layout, at: MatchKey, image: Path) -> WorkItem:
+    """An image with no annotation: reported as a missing label file, with the pattern searched."""
+    folders, m = at
+    base = strip_suffix(image.stem, lay.img_suffix)
+    ann = guess_path(lay.root, lay.ann_pattern, folders, lay.ann_name(base))
+    if lay.pair_by == "number":
+        looked = f"a file numbered {m} matching {lay.ann_pattern!r}"
+    else:
+        looked = f"{relative(ann, lay.root)}, pattern {lay.ann_pattern!r}"
+    return _error_item(
+        item_key(folders, base), image, ann, lay.root, None, f"missing label file (looked for {looked})"
+    )
+
+
+def _unnumbered_item(lay: _Layout, image: Path) -> WorkItem:
+    """pair_by number, and the image's name holds no number: it cannot pair with anything."""
+    folders = folder_parts(lay.root, lay.spec.images, image)
+    return _error_item(
+        item_key(folders, image.stem),
+        image,
+        image,
+        lay.root,
+        None,
+        f"missing label file (pair_by number, and the name {image.name!r} holds no number to pair by)",
+    )
+
+
 def _keep_scenes(
-    tax: DatasetTaxonomy, split: str, lay: _Layout, found: dict[MatchKey, Path], option: str
-) -> tuple[dict[MatchKey, Path], list[WorkItem]]:
-    """Only annotations under a listed scene; an item reporting each listed scene that has none."""
+    tax: DatasetTaxonomy,
+    split: str,
+    lay: _Layout,
+    found: dict[MatchKey, Path],
+    images: dict[MatchKey, Path],
+    option: str,
+) -> tuple[dict[MatchKey, Path], list[WorkItem], set[str]]:
+    """Only annotations under a listed scene; an item reporting each listed scene that has neither
+    labels nor images (a scene with images but no labels is reported image by image)."""
     path = lay.root / option.replace("{split}", split)
     scenes = _read_lines(path, "scene_list")
     if any(not folders for folders, _ in found):
@@ -278,7 +372,7 @@ def _keep_scenes(
         )
     listed = {name for _, name in scenes}
     kept = {at: ann for at, ann in found.items() if at[0][0] in listed}
-    present = {at[0][0] for at in kept}
+    present = {at[0][0] for at in kept} | {at[0][0] for at in images if at[0]}
     missing = []
     for number, name in scenes:
         if name in present:
@@ -294,7 +388,7 @@ def _keep_scenes(
                 f"line {number}: scene {name!r} has no label files under {relative(where, lay.root)}",
             )
         )
-    return kept, missing
+    return kept, missing, listed
 
 
 def _listed(
