@@ -300,3 +300,27 @@ def test_sigkill_during_assembly_then_rerun_leaves_no_temp(real_fixtures, tmp_pa
     assert (result.written, result.quarantined, result.kept) == (2, 1, 1)
     assert not list(out.rglob("*.tmp-*"))
     assert len(quarantine(out, "ade20k-150", "validation")) == 1
+
+
+def test_coco_panoptic_image_without_annotation_entry_is_reported(real_fixtures, tmp_path):
+    """The real panoptic_examples.json with one more image listed and no annotation for it."""
+    tax = shipped("coco-panoptic-133")
+    src = real_fixtures / "coco-panoptic"
+    spec = tax.splits["val2017"]
+    for image in sorted((src / "images").glob("*.jpg")):
+        place(tmp_path, spec.images, image.name, src=image)
+        place(tmp_path, spec.annotations, f"{image.stem}.png", src=src / "panoptic_examples" / f"{image.stem}.png")
+    meta = json.loads((src / "panoptic_examples.json").read_text())
+    first = sorted((src / "images").glob("*.jpg"))[0]
+    shutil.copyfile(first, tmp_path / spec.images / "000000999999.jpg")
+    meta["images"].append({**meta["images"][0], "id": 999999, "file_name": "000000999999.jpg"})
+    (tmp_path / spec.index).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / spec.index).write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    result = convert_split(tax, get_reader(tax.format), tmp_path, "val2017", out, shard_bytes=10**9, progress=False)
+    assert (result.written, result.quarantined) == (2, 1)
+    [entry] = quarantine(out, "coco-panoptic-133", "val2017")
+    assert entry["key"] == "000000999999" and entry["file"] == str(tmp_path / spec.index)
+    assert entry["reason"] == (
+        "missing label file: image id 999999 (000000999999.jpg) has no entry in 'annotations'"
+    )

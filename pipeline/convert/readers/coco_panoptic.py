@@ -46,6 +46,14 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
         else:
             image = images_dir / image_entry["file_name"]
         items.append(image_item(image.name, image, root, index, extra, error, annotation=png))
+    # An image the index lists with no annotation entry has no label: reported, not dropped.
+    annotated = {ann.get("image_id") for ann in annotations if isinstance(ann, dict)}
+    for image_id, entry in images.items():
+        if image_id in annotated:
+            continue
+        name = str(entry.get("file_name", image_id)) if isinstance(entry, dict) else str(image_id)
+        missing = f"missing label file: image id {image_id!r} ({name}) has no entry in 'annotations'"
+        items.append(image_item(name, images_dir / name, root, index, {}, missing))
     return iter(unique_sorted(items, f"{tax.name}/{split}"))
 
 
