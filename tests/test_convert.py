@@ -17,7 +17,8 @@ import pytest
 from support.convert_fakes import TOY_READER, H, W, make_toy_dataset, toy_taxonomy
 from PIL import Image
 
-from pipeline.convert.plan import parse_size
+from pipeline.convert.order import in_shard_order
+from pipeline.convert.plan import parse_size, plan_split
 from pipeline.convert.runner import ConvertError, convert_split
 from pipeline.convert.shard import ShardFailed, ShardOptions, StrictStop
 
@@ -27,6 +28,14 @@ SMALL = 13_000  # bytes: about 2 toy samples per shard, so every run has several
 def run(root: Path, out: Path, tax=None, **kw):
     kw.setdefault("shard_bytes", SMALL)
     return convert_split(tax or toy_taxonomy(), TOY_READER, root, "train", out, progress=False, **kw)
+
+
+def shard_order(keys, dataset: str = "toy", split: str = "train") -> list[str]:
+    """The documented order samples are written in (a seeded random order, see order.py)."""
+    return in_shard_order(keys, dataset, split, key=lambda k: k)
+
+
+ALL_KEYS = shard_order(f"img_{i:04d}" for i in range(9))
 
 
 def tar_bytes(out: Path, dataset: str = "toy") -> dict[str, bytes]:
@@ -65,8 +74,8 @@ def test_shards_readable_by_tar_tarfile_and_webdataset(toy_root: Path, tmp_path:
     tars = sorted((out / "toy").glob("train-*.tar"))
     assert len(tars) == result.shards > 1
     listed = subprocess.run(["tar", "tf", str(tars[0])], capture_output=True, text=True, check=True).stdout.split()
-    assert listed == ["img_0000.png", "img_0000.label.png", "img_0000.json",
-                      "img_0001.png", "img_0001.label.png", "img_0001.json"][: len(listed)]
+    ext = {k: "jpg" if (toy_root / "train" / "images" / f"{k}.jpg").exists() else "png" for k in ALL_KEYS}
+    assert listed == [f"{k}.{m}" for k in ALL_KEYS[:2] for m in (ext[k], "label.png", "json")][: len(listed)]
     with tarfile.open(tars[0]) as tf:
         members = tf.getmembers()
     for member in members:
@@ -75,7 +84,7 @@ def test_shards_readable_by_tar_tarfile_and_webdataset(toy_root: Path, tmp_path:
     import webdataset as wds
 
     samples = list(wds.WebDataset([str(t) for t in tars], shardshuffle=False))
-    assert [s["__key__"] for s in samples] == [f"img_{i:04d}" for i in range(9)]
+    assert [s["__key__"] for s in samples] == ALL_KEYS
     tax = toy_taxonomy()
     for s in samples:
         ext = "jpg" if "jpg" in s else "png"
@@ -101,7 +110,7 @@ def test_manifest_and_index(toy_root: Path, tmp_path: Path):
     out = tmp_path / "out"
     run(toy_root, out)
     manifest = pl.read_parquet(out / "toy" / "train.manifest.parquet")
-    assert manifest["key"].to_list() == [f"img_{i:04d}" for i in range(9)]
+    assert manifest["key"].to_list() == ALL_KEYS
     for row in manifest.iter_rows(named=True):
         raw = np.array(Image.open(toy_root / "train" / "labels" / f"{row['key']}.png")).astype(int)
         counts = np.bincount(raw.ravel(), minlength=4)[1:]  # raw k -> class k-1; raw 0 is ignore
@@ -147,7 +156,7 @@ def test_resume_after_damage_restores_identical_shards(toy_root: Path, tmp_path:
     assert not stale.exists() and not extra.exists()
     assert not [p for p in ds.rglob("*") if ".tmp-" in p.name]
     keys = pl.read_parquet(ds / "train.manifest.parquet")["key"].to_list()
-    assert keys == [f"img_{i:04d}" for i in range(9)]
+    assert keys == ALL_KEYS
 
 
 def test_rerun_removes_every_temp_of_its_split_and_no_other(toy_root: Path, tmp_path: Path):
@@ -201,7 +210,7 @@ def test_sigkill_midway_then_rerun_finishes(toy_root: Path, tmp_path: Path, refe
     result = run(toy_root, out)
     assert result.kept == done_before
     assert tar_bytes(out) == reference
-    assert pl.read_parquet(out / "toy" / "train.manifest.parquet")["key"].to_list() == [f"img_{i:04d}" for i in range(9)]
+    assert pl.read_parquet(out / "toy" / "train.manifest.parquet")["key"].to_list() == ALL_KEYS
 
 
 def _damage(root: Path) -> dict[str, str]:
@@ -224,13 +233,13 @@ def test_each_bad_input_is_quarantined_and_the_job_goes_on(toy_root: Path, tmp_p
     result = run(toy_root, out)
     assert (result.written, result.quarantined) == (9 - len(expected), len(expected))
     entries = [json.loads(line) for line in (out / "toy" / "train.quarantine.jsonl").read_text().splitlines()]
-    assert [e["key"] for e in entries] == sorted(expected)
+    assert [e["key"] for e in entries] == [k for k in ALL_KEYS if k in expected]
     for e in entries:
         assert expected[e["key"]] in e["reason"]
         assert Path(e["file"]).name == ("img_0006.png" if e["key"] == "img_0006" else f"{e['key']}.png")
         assert Path(e["file"]).exists() or e["key"] == "img_0001"
     keys = pl.read_parquet(out / "toy" / "train.manifest.parquet")["key"].to_list()
-    assert keys == [k for k in (f"img_{i:04d}" for i in range(9)) if k not in expected]
+    assert keys == [k for k in ALL_KEYS if k not in expected]
     for tar in (out / "toy").glob("*.tar"):
         with tarfile.open(tar) as tf:
             names = tf.getnames()
@@ -255,14 +264,17 @@ def test_label_values_out_of_range_are_quarantined(toy_root: Path, tmp_path: Pat
 
 
 def test_strict_stops_at_the_first_bad_sample(toy_root: Path, tmp_path: Path):
-    _damage(toy_root)
+    expected = _damage(toy_root)
+    first = next(k for k in ALL_KEYS if k in expected)  # the first bad one in the order written
     out = tmp_path / "out"
     with pytest.raises(StrictStop) as err:
         run(toy_root, out, options=ShardOptions(strict=True))
-    assert err.value.path.endswith("img_0001.png") and err.value.reason == "annotation file missing"
+    assert Path(err.value.path).stem == first and expected[first] in err.value.reason
+    if first == "img_0001":
+        assert err.value.reason == "annotation file missing"
     for tar in (out / "toy").glob("*.tar"):  # the shard holding it never appears
         with tarfile.open(tar) as tf:
-            assert "img_0001.json" not in tf.getnames()
+            assert f"{first}.json" not in tf.getnames()
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
     assert not (out / "toy" / "train.manifest.parquet").exists()
 
@@ -270,7 +282,9 @@ def test_strict_stops_at_the_first_bad_sample(toy_root: Path, tmp_path: Path):
 def test_reader_bug_fails_loudly_with_the_shard_name(toy_root: Path, tmp_path: Path):
     images = toy_root / "train" / "images"
     (images / "img_0000.png").rename(images / "explode_0.png")
-    with pytest.raises(ShardFailed, match=r"shard toy/train-000000\.tar failed at explode_0 .*RuntimeError: the reader has a bug"):
+    [shard] = [p.name for p in plan_split(TOY_READER, toy_taxonomy(), toy_root, "train", SMALL)
+               if "explode_0" in [i.key for i in p.items]]
+    with pytest.raises(ShardFailed, match=rf"shard toy/{shard}\.tar failed at explode_0 .*RuntimeError: the reader has a bug"):
         run(toy_root, tmp_path / "out")
     assert not [p for p in (tmp_path / "out").rglob("*") if ".tmp-" in p.name]
 
@@ -331,7 +345,11 @@ def test_ray_errors_surface_with_file_and_shard(ray_toy, toy_root: Path, tmp_pat
     key = Path(err.value.path).stem
     assert key in expected, err.value.path
     assert expected[key] in err.value.reason
+    if key == "img_0001":
+        assert err.value.reason == "annotation file missing"
     images = toy_root / "train" / "images"
     (images / "img_0000.png").rename(images / "explode_0.png")
-    with pytest.raises(ShardFailed, match=r"train-000000\.tar failed at explode_0"):
+    [shard] = [p.name for p in plan_split(TOY_READER, toy_taxonomy(), toy_root, "train", SMALL)
+               if "explode_0" in [i.key for i in p.items]]
+    with pytest.raises(ShardFailed, match=rf"{shard}\.tar failed at explode_0"):
         run(toy_root, tmp_path / "bug", use_ray=True)

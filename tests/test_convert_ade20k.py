@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.convert.order import in_shard_order
 from pipeline.convert.readers import get_reader
 from pipeline.convert.runner import convert_split
 from pipeline.paths import default_taxonomy_dir
@@ -32,7 +33,8 @@ def test_real_ade20k_challenge_fixtures_convert(real_fixtures: Path, tmp_path: P
     assert (result.written, result.quarantined, result.shards) == (3, 0, 1)
 
     samples = list(wds.WebDataset([str(out / "ade20k-150" / "validation-000000.tar")], shardshuffle=False))
-    assert [s["__key__"] for s in samples] == ["ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"]
+    keys = ["ADE_val_00000001", "ADE_val_00000002", "ADE_val_00000003"]
+    assert [s["__key__"] for s in samples] == in_shard_order(keys, "ade20k-150", "validation", key=lambda k: k)
     manifest = pl.read_parquet(out / "ade20k-150" / "validation.manifest.parquet")
     for s, row in zip(samples, manifest.iter_rows(named=True)):
         assert s["jpg"] == (src / "images" / f"{s['__key__']}.jpg").read_bytes()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from pipeline.convert.order import in_shard_order
 from pipeline.convert.readers.base import Reader, WorkItem
 from pipeline.errors import BadInput
 from pipeline.shard_format import KEY_PATTERN, KEY_RULE
@@ -103,7 +104,7 @@ def _fingerprint(items: list[WorkItem], sizes: list[int], options: str) -> str:
 def cut_shards(
     tax: DatasetTaxonomy, split: str, items: list[WorkItem], sizes: list[int], target: int, options: str = ""
 ) -> list[ShardPlan]:
-    """Greedy, in key order: a shard closes before the item that would take it past `target`."""
+    """Greedy, in the items' order: a shard closes before the item that would take it past `target`."""
     groups: list[tuple[int, int]] = []  # (start, end) into items
     start, total = 0, 0
     for i, size in enumerate(sizes):
@@ -129,5 +130,6 @@ def cut_shards(
 def plan_split(
     reader: Reader, tax: DatasetTaxonomy, root: Path, split: str, target_bytes: int, options: str = ""
 ) -> list[ShardPlan]:
-    items = list_items(reader, tax, root, split)
+    # Shards are cut in seeded random order, not key order, so each is a random sample of the split.
+    items = in_shard_order(list_items(reader, tax, root, split), tax.name, split)
     return cut_shards(tax, split, items, estimate_sizes(items), target_bytes, options)
