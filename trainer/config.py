@@ -60,7 +60,8 @@ class TrainConfig(_Strict):
     seed: int = 0
     amp: bool = True
     workers: int = Field(default=4, ge=0)
-    shuffle_buffer: int = Field(default=256, ge=0)
+    shuffle_buffer: int = Field(
+        default=1024, ge=0, description="raw samples buffered per dataset per loader worker (see trainer/stream.py)")
     resampled: bool = True
     checkpoint_every: int = Field(default=2000, ge=1)
     log_every: int = Field(default=10, ge=1)

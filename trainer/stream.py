@@ -20,6 +20,12 @@ from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
 from trainer.augment import AugmentParams, decode_sample
 
+# Raw samples (encoded bytes) held per dataset per loader worker. Shards are random samples of their
+# split (the converter writes them in seeded random order), so the buffer mostly mixes shards read
+# again in a later epoch and older key-ordered shards; `python -m bench shuffle` measures it. Memory:
+# about this many encoded images and labels, e.g. ~150 MB for ADE-sized, ~1 GB for 1080p JPEGs.
+DEFAULT_SHUFFLE_BUFFER = 1024
+
 
 @dataclass
 class Source:
@@ -121,7 +127,7 @@ class StreamSpec:
     rank: int = 0
     skip_batches: int = 0
     resampled: bool = True
-    shuffle_buffer: int = 64
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
 
 
 def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> Iterator[dict]:
