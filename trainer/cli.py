@@ -23,6 +23,9 @@ def train(
     ray: Annotated[bool, typer.Option("--ray", help="run on a Ray cluster with Ray Train's TorchTrainer")] = False,
     ray_workers: Annotated[int, typer.Option(help="Ray Train workers (one process each)")] = 1,
     ray_gpu: Annotated[bool, typer.Option(help="one GPU per Ray worker")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="with --ray: join this cluster (default: $RAY_ADDRESS, else a private Ray on 127.0.0.1)",
+    )] = None,
 ) -> None:
     """Train on mixed shards with the paper's three losses (one process, torchrun, or --ray)."""
     from trainer.config import load_config
@@ -34,9 +37,14 @@ def train(
         found = latest_checkpoint(cfg.run_dir)
         resume = str(found) if found else None
     if ray:
+        from pipeline.ray_session import start_or_join, stop
         from trainer.train import run_with_ray
 
-        summary = run_with_ray(cfg, ray_workers, ray_gpu, resume)
+        started = start_or_join(ray_address)  # a RaySessionError is shown by the one handler
+        try:
+            summary = run_with_ray(cfg, ray_workers, ray_gpu, resume)
+        finally:
+            stop(started)
     else:
         from trainer.train import run_training
 

@@ -219,7 +219,8 @@ def _save(run_dir: Path, cfg, model, optimizer, scheduler, space: LabelSpace, st
 
 
 def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, resume: str | None = None) -> dict:
-    """Ray Train: TorchTrainer starts the process group on each worker; the loop is the same."""
+    """Ray Train: TorchTrainer starts the process group on each worker; the loop is the same. The
+    caller connects Ray first (pipeline/ray_session.py), so TorchTrainer never joins a cluster on its own."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 

@@ -36,8 +36,13 @@ def convert(
     out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
     taxonomies: Path | None = typer.Option(None, "--taxonomies", help="taxonomy folder [default: shipped]"),
     no_ray: bool = typer.Option(False, "--no-ray", help="run in this process instead of as Ray tasks"),
-    ray_address: str | None = typer.Option(None, "--ray-address", help="join this Ray cluster (default: local)"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="parallel tasks (default: all CPUs)"),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address",
+        help="join this Ray cluster (default: $RAY_ADDRESS, else a private Ray on 127.0.0.1)",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="parallel shard tasks (default: every CPU of the machine or cluster)"
+    ),
     strict: bool = typer.Option(False, "--strict", help="stop at the first bad sample instead of quarantining it"),
     shard_size: str = typer.Option("1GB", "--shard-size", help="target shard size: 1GB, 500MB, 2GiB, ..."),
     box_embeddings: str | None = typer.Option(
@@ -57,6 +62,7 @@ def convert(
     from pipeline.convert.runner import convert_split, ensure_ray
     from pipeline.convert.shard import ShardOptions
     from pipeline.paths import default_shard_dir
+    from pipeline.ray_session import stop
     from pipeline.taxonomy.load import load_taxonomy_set
 
     shard_bytes = parse_size(shard_size)
@@ -90,10 +96,7 @@ def convert(
                     )
                 )
     finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+        stop(started_ray)
     table = Table(title=f"converted into {out_dir}")
     for col in ("dataset", "split", "shards", "kept", "written", "quarantined", "seconds", "img/s"):
         table.add_column(col, justify="left" if col in ("dataset", "split") else "right")

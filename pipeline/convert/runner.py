@@ -109,17 +109,12 @@ def rebuild_index(out_dir: Path) -> Path:
 
 
 def ensure_ray(address: str | None, workers: int | None) -> bool:
-    """Connect to (or start) Ray unless already connected; True when this call started it."""
-    import ray
+    """Join the requested Ray cluster or start a private loopback instance (pipeline/ray_session.py),
+    unless already connected; True when this call connected. `workers` sizes a private instance;
+    on a cluster it caps this job's shard tasks in flight (see _run_on_ray)."""
+    from pipeline.ray_session import start_or_join
 
-    if ray.is_initialized():
-        return False
-    kwargs = {"include_dashboard": False, "log_to_driver": False}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=workers, **kwargs)
-    return True
+    return start_or_join(address, workers)
 
 
 def _run_in_process(tax, reader, todo, out_dir, options, bar) -> None:
@@ -133,8 +128,9 @@ def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -
 
     task = ray.remote(num_cpus=1)(convert_shard)
     tax_ref, reader_ref = ray.put(tax), ray.put(reader)
-    # Keep a bounded number of tasks in flight so a 2M-image plan is not all in the object store at once.
-    limit = 2 * (workers or int(ray.cluster_resources().get("CPU", 1)))
+    # Keep a bounded number of tasks in flight so a 2M-image plan is not all in the object store at
+    # once; --workers caps it exactly (on a shared cluster, that is this job's share of it).
+    limit = workers or 2 * int(ray.cluster_resources().get("CPU", 1))
     queue = list(todo)
     pending: dict = {}
     try:

@@ -41,8 +41,9 @@ def _chunks(items: list[Any], workers: int) -> list[list[Any]]:
 def _fetch_with_ray(chunks: list[list[tuple[str, str]]], cfg: FetchConfig, workers: int) -> list[FetchResult]:
     import ray
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    from pipeline.ray_session import start_or_join
+
+    start_or_join(quiet=True)  # the requested cluster, else a private one on 127.0.0.1
     # Network-bound: the task takes no CPU slot, and we cap requests in flight ourselves.
     task = ray.remote(num_cpus=0)(fetch_batch)
     results: list[FetchResult] = []
