@@ -26,7 +26,9 @@ DRAWS = 20_000
 TARGET = 1.5
 
 
-def ade_like_keys(seed: int = 0, samples: int = SAMPLES, scenes: int = SCENES) -> tuple[list[str], dict[str, int]]:
+def ade_like_keys(
+    seed: int = 0, samples: int = SAMPLES, scenes: int = SCENES
+) -> tuple[list[str], dict[str, int]]:
     """Keys in scene runs: scene sizes from a lognormal (a few big scenes, a long tail)."""
     rng = np.random.default_rng(seed)
     weights = rng.lognormal(0.0, 1.0, scenes)
@@ -97,15 +99,17 @@ def run() -> list[dict]:
                 urls = write_shards(Path(tmp) / f"{shards}-{order}", keys, per_shard, order != "key")
                 for buffer in sorted({256, default_buffer}):
                     rate = same_scene_rate(urls, scene, buffer)
-                    rows.append({
-                        "shard order": order,
-                        "shards": len(urls),
-                        "buffer": buffer if buffer != default_buffer else f"{buffer} (default)",
-                        "same-scene rate": round(rate, 4),
-                        "random order": round(base, 4),
-                        "x random": round(rate / base, 2),
-                        "target": f"<= {TARGET}" if order != "key" and buffer == default_buffer else "",
-                    })
+                    rows.append(
+                        {
+                            "shard order": order,
+                            "shards": len(urls),
+                            "buffer": buffer if buffer != default_buffer else f"{buffer} (default)",
+                            "same-scene rate": round(rate, 4),
+                            "random order": round(base, 4),
+                            "x random": round(rate / base, 2),
+                            "target": f"<= {TARGET}" if order != "key" and buffer == default_buffer else "",
+                        }
+                    )
     return rows
 
 

@@ -123,10 +123,11 @@ def probe(address: str, seconds: float = PROBE_SECONDS) -> None:
         except OSError as e:
             if time.monotonic() >= deadline:
                 raise RaySessionError(
-                    f"cannot reach the Ray cluster at {address} ({e.strerror or e}). Check that the cluster is "
-                    f"running (`ray status --address {address}` on its head node) and that the address is the "
-                    "head's GCS address as `ray start --head` printed it (default port 6379); or leave out "
-                    "--ray-address and RAY_ADDRESS to run on a private local Ray, or pass --no-ray."
+                    f"cannot reach the Ray cluster at {address} ({e.strerror or e}). Check that the "
+                    f"cluster is running (`ray status --address {address}` on its head node) and that the "
+                    "address is the head's GCS address as `ray start --head` printed it (default port "
+                    "6379); or leave out --ray-address and RAY_ADDRESS to run on a private local Ray, or "
+                    "pass --no-ray."
                 ) from None
             time.sleep(0.5)
 
@@ -145,22 +146,33 @@ def _join(address: str) -> float:
     if "RAY_AUTH_MODE" not in os.environ and token_available():
         os.environ["RAY_AUTH_MODE"] = "token"  # documented client setting; Ray reads it at start
     import ray
-    from ray.exceptions import AuthenticationError
+    import ray.exceptions
+
+    # Ray before 2.52 has no token authentication (nor this exception).
+    AuthenticationError = getattr(ray.exceptions, "AuthenticationError", ())  # noqa: N806
 
     how = (
         "give this process the cluster's token as Ray documents it: RAY_AUTH_TOKEN=<token>, or "
-        "RAY_AUTH_TOKEN_PATH=<file>, or the file ~/.ray/auth_token (`ray get-auth-token` on the head prints it)"
+        "RAY_AUTH_TOKEN_PATH=<file>, or the file ~/.ray/auth_token (`ray get-auth-token` on the head "
+        "prints it)"
     )
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     except AuthenticationError:
-        raise RaySessionError(f"the Ray cluster at {address} did not accept this process's token: {how}") from None
+        raise RaySessionError(
+            f"the Ray cluster at {address} did not accept this process's token: {how}"
+        ) from None
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
         # The port answered (probe), so the cluster is there; the usual reason it refuses a driver
         # is token authentication, which Ray reports only in its log lines above.
         if token_available():
-            hint = "if Ray's log above says InvalidAuthToken, the token this process has is not the cluster's; " + how
+            hint = (
+                "if Ray's log above says InvalidAuthToken, the token this process has is not the cluster's; "
+                + how
+            )
         else:
             hint = "if it uses token authentication (Ray's log above says InvalidAuthToken), " + how
-        raise RaySessionError(f"cannot join the Ray cluster at {address} ({type(e).__name__}: {e}); {hint}") from None
+        raise RaySessionError(
+            f"cannot join the Ray cluster at {address} ({type(e).__name__}: {e}); {hint}"
+        ) from None
     return float(ray.cluster_resources().get("CPU", 0))

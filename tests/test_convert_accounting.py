@@ -53,7 +53,9 @@ def test_ade_image_without_label_is_quarantined_and_strict_stops(real_fixtures, 
     root = ade_root(real_fixtures, tmp_path / "ade")
     (root / "annotations/validation/ADE_val_00000002.png").unlink()
     out = tmp_path / "out"
-    result = convert_split(tax, get_reader(tax.format), root, "validation", out, shard_bytes=10**9, progress=False)
+    result = convert_split(
+        tax, get_reader(tax.format), root, "validation", out, shard_bytes=10**9, progress=False
+    )
     assert (result.written, result.quarantined) == (2, 1)
     [entry] = quarantine(out, "ade20k-150", "validation")
     assert entry["key"] == "ADE_val_00000002"
@@ -63,8 +65,16 @@ def test_ade_image_without_label_is_quarantined_and_strict_stops(real_fixtures, 
         "pattern 'annotations/validation/*.png')"
     )
     with pytest.raises(StrictStop, match="ADE_val_00000002.jpg: missing label file"):
-        convert_split(tax, get_reader(tax.format), root, "validation", tmp_path / "strict",
-                      shard_bytes=10**9, progress=False, options=ShardOptions(strict=True))
+        convert_split(
+            tax,
+            get_reader(tax.format),
+            root,
+            "validation",
+            tmp_path / "strict",
+            shard_bytes=10**9,
+            progress=False,
+            options=ShardOptions(strict=True),
+        )
 
 
 def _pairing_yamls() -> list[Path]:
@@ -73,9 +83,15 @@ def _pairing_yamls() -> list[Path]:
     out = []
     for path in dataset_paths(TAXONOMIES):
         tax, _ = load_dataset_file(path)
-        if tax.format in {"ade20k", "cityscapes", "bdd100k", "mapillary", "sunrgbd", "idd", "png_folder"} and not any(
-            s.index for s in tax.splits.values()
-        ):
+        if tax.format in {
+            "ade20k",
+            "cityscapes",
+            "bdd100k",
+            "mapillary",
+            "sunrgbd",
+            "idd",
+            "png_folder",
+        } and not any(s.index for s in tax.splits.values()):
             out.append(path)
     return out
 
@@ -112,7 +128,9 @@ def test_non_utf8_file_name_is_quarantined_with_its_bytes_named(real_fixtures, t
     shutil.copyfile(src / "images/ADE_val_00000001.jpg", image)
     shutil.copyfile(src / "annotations/ADE_val_00000001.png", label)
     out = tmp_path / "out"
-    result = convert_split(tax, get_reader(tax.format), root, "validation", out, shard_bytes=10**9, progress=False)
+    result = convert_split(
+        tax, get_reader(tax.format), root, "validation", out, shard_bytes=10**9, progress=False
+    )
     assert (result.written, result.quarantined) == (3, 2)  # the three real samples; the image and the label
     entries = quarantine(out, "ade20k-150", "validation")
     files = sorted(e["file"] for e in entries)
@@ -146,7 +164,10 @@ def test_sunrgbd_as_mseg_prepares_it(real_fixtures, tmp_path, shipped_taxonomies
     result = convert_split(tax, get_reader(tax.format), root, "test", out, shard_bytes=10**9, progress=False)
     assert (result.written, result.quarantined) == (1, 1)
     [entry] = quarantine(out, "sunrgbd", "test")
-    assert entry["reason"] == "missing label file (looked for a file numbered 2 matching 'semseg-label37/test/*.png')"
+    assert (
+        entry["reason"]
+        == "missing label file (looked for a file numbered 2 matching 'semseg-label37/test/*.png')"
+    )
     import webdataset as wds
 
     [sample] = list(wds.WebDataset([str(out / "sunrgbd/test-000000.tar")], shardshuffle=False))
@@ -161,19 +182,46 @@ def test_sunrgbd_download_without_mseg_remap_is_an_error_naming_the_pattern(real
     (root / "image/train").mkdir(parents=True)
     (root / "label38/train").mkdir(parents=True)
     shutil.copyfile(real_fixtures / "sunrgbd/image/img-000001.jpg", root / "image/train/img-000001.jpg")
-    with pytest.raises(ConvertError, match=r"semseg-label37/train not found .*'semseg-label37/train/\*\.png'"):
-        convert_split(tax, get_reader(tax.format), root, "train", tmp_path / "out", shard_bytes=10**9,
-                      progress=False)
+    with pytest.raises(
+        ConvertError, match=r"semseg-label37/train not found .*'semseg-label37/train/\*\.png'"
+    ):
+        convert_split(
+            tax, get_reader(tax.format), root, "train", tmp_path / "out", shard_bytes=10**9, progress=False
+        )
 
 
 def _idd_polygons(width: int, height: int) -> bytes:
-    return json.dumps({"imgWidth": width, "imgHeight": height, "objects": [
-        {"label": "road", "polygon": [[0, height // 2], [width - 1, height // 2], [width - 1, height - 1],
-                                      [0, height - 1]], "deleted": 0, "date": "", "id": 0, "user": "",
-         "verified": 0},
-        {"label": "sky", "polygon": [[0, 0], [width - 1, 0], [width - 1, height // 2 - 1], [0, height // 2 - 1]],
-         "deleted": 0, "date": "", "id": 1, "user": "", "verified": 0},
-    ]}).encode()
+    return json.dumps(
+        {
+            "imgWidth": width,
+            "imgHeight": height,
+            "objects": [
+                {
+                    "label": "road",
+                    "polygon": [
+                        [0, height // 2],
+                        [width - 1, height // 2],
+                        [width - 1, height - 1],
+                        [0, height - 1],
+                    ],
+                    "deleted": 0,
+                    "date": "",
+                    "id": 0,
+                    "user": "",
+                    "verified": 0,
+                },
+                {
+                    "label": "sky",
+                    "polygon": [[0, 0], [width - 1, 0], [width - 1, height // 2 - 1], [0, height // 2 - 1]],
+                    "deleted": 0,
+                    "date": "",
+                    "id": 1,
+                    "user": "",
+                    "verified": 0,
+                },
+            ],
+        }
+    ).encode()
 
 
 def test_idd_part_two_jpg_images_convert_and_a_frame_without_labels_names_both_patterns(tmp_path):
@@ -235,7 +283,10 @@ def test_summary_names_the_real_quarantine_files(real_fixtures, tmp_path):
 
 
 # --- temps left by a kill during the final assembly ---------------------------------------------------
-ASSEMBLY_TEMPS = ("validation.manifest.parquet.tmp-0123456789ab", "validation.quarantine.jsonl.tmp-a1b2c3d4e5f6")
+ASSEMBLY_TEMPS = (
+    "validation.manifest.parquet.tmp-0123456789ab",
+    "validation.quarantine.jsonl.tmp-a1b2c3d4e5f6",
+)
 
 
 def test_rerun_removes_assembly_temps_it_owns(real_fixtures, tmp_path):
@@ -282,7 +333,9 @@ def test_sigkill_during_assembly_then_rerun_leaves_no_temp(real_fixtures, tmp_pa
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(cli.__file__).parents[2]), *sys.path])}
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, str(root), str(out), str(TAXONOMIES / "ade20k-150.yaml"), marker],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         line = proc.stdout.readline()  # blocks until the temp is on disk (or the job ended)
@@ -295,7 +348,9 @@ def test_sigkill_during_assembly_then_rerun_leaves_no_temp(real_fixtures, tmp_pa
             proc.wait()
     assert [p.name for p in out.rglob("*.tmp-*") if marker in p.name], "the kill left no temp to clean"
     t0 = time.perf_counter()
-    result = convert_split(tax, get_reader(tax.format), root, "validation", out, shard_bytes=10**9, progress=False)
+    result = convert_split(
+        tax, get_reader(tax.format), root, "validation", out, shard_bytes=10**9, progress=False
+    )
     assert time.perf_counter() - t0 < 120
     assert (result.written, result.quarantined, result.kept) == (2, 1, 1)
     assert not list(out.rglob("*.tmp-*"))
@@ -309,7 +364,12 @@ def test_coco_panoptic_image_without_annotation_entry_is_reported(real_fixtures,
     spec = tax.splits["val2017"]
     for image in sorted((src / "images").glob("*.jpg")):
         place(tmp_path, spec.images, image.name, src=image)
-        place(tmp_path, spec.annotations, f"{image.stem}.png", src=src / "panoptic_examples" / f"{image.stem}.png")
+        place(
+            tmp_path,
+            spec.annotations,
+            f"{image.stem}.png",
+            src=src / "panoptic_examples" / f"{image.stem}.png",
+        )
     meta = json.loads((src / "panoptic_examples.json").read_text())
     first = sorted((src / "images").glob("*.jpg"))[0]
     shutil.copyfile(first, tmp_path / spec.images / "000000999999.jpg")
@@ -317,7 +377,9 @@ def test_coco_panoptic_image_without_annotation_entry_is_reported(real_fixtures,
     (tmp_path / spec.index).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / spec.index).write_text(json.dumps(meta))
     out = tmp_path / "out"
-    result = convert_split(tax, get_reader(tax.format), tmp_path, "val2017", out, shard_bytes=10**9, progress=False)
+    result = convert_split(
+        tax, get_reader(tax.format), tmp_path, "val2017", out, shard_bytes=10**9, progress=False
+    )
     assert (result.written, result.quarantined) == (2, 1)
     [entry] = quarantine(out, "coco-panoptic-133", "val2017")
     assert entry["key"] == "000000999999" and entry["file"] == str(tmp_path / spec.index)

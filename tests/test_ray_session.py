@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures_gen.layout import place, shipped
+from support.layout import place, shipped
 
 REPO = Path(__file__).resolve().parents[1]
 RAY = Path(sys.executable).parent / "ray"
@@ -89,14 +89,43 @@ def ade(real_fixtures, tmp_path_factory) -> Path:
 
 def start_head(token: str, home: Path, temp: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    ports = {f"--{name}": str(free_port()) for name in (
-        "ray-client-server-port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-        "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")}
-    env = {**base_env(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    cmd = [str(RAY), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
-           "--num-cpus", "3", "--include-dashboard", "false", "--temp-dir", str(temp), "--disable-usage-stats",
-           *[x for kv in ports.items() for x in kv]]
+    ports = {
+        f"--{name}": str(free_port())
+        for name in (
+            "ray-client-server-port",
+            "dashboard-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "runtime-env-agent-port",
+            "metrics-export-port",
+            "node-manager-port",
+            "object-manager-port",
+        )
+    }
+    env = {
+        **base_env(home),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": token,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    cmd = [
+        str(RAY),
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "3",
+        "--include-dashboard",
+        "false",
+        "--temp-dir",
+        str(temp),
+        "--disable-usage-stats",
+        *[x for kv in ports.items() for x in kv],
+    ]
     with open(temp / "head.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, f"127.0.0.1:{port}"
@@ -133,9 +162,25 @@ def head(tmp_path_factory):
 def ssiw_convert(root: Path, out: Path, env: dict, *extra: str, timeout: int = 240):
     t0 = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "convert", "ade20k-150", "--root", str(root), "--out", str(out),
-         "--split", "validation", *extra],
-        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "convert",
+            "ade20k-150",
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--split",
+            "validation",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
     return done, time.perf_counter() - t0
 
@@ -164,8 +209,15 @@ stop(started)
 @pytest.mark.parametrize("when", ["pre", "post"], ids=["ray-imported-first", "ray-not-imported"])
 def test_private_ray_binds_to_loopback_whatever_the_environment(tmp_path, when):
     env = {**base_env(tmp_path), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", PRIVATE_SCRIPT, when], env=env, cwd=REPO,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PRIVATE_SCRIPT, when],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         assert info["started"] and info["node_ip"] == "127.0.0.1"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 
 from bench.bench_shuffle import ade_like_keys, random_rate, same_scene_rate, write_shards
-
 from pipeline.convert.order import in_shard_order, order_key
 
 
@@ -31,7 +30,9 @@ def test_order_is_a_pure_function_of_the_keys():
     # The documented hash: 8 bytes of BLAKE2b keyed with the seed, over dataset NUL split NUL key.
     import hashlib
 
-    want = hashlib.blake2b(b"ade20k-150\0training\0ADE_train_00000001", digest_size=8, key=b"ssiw-shard-order-1")
+    want = hashlib.blake2b(
+        b"ade20k-150\0training\0ADE_train_00000001", digest_size=8, key=b"ssiw-shard-order-1"
+    )
     assert order_key("ade20k-150", "training", "ADE_train_00000001") == want.digest()
 
 
