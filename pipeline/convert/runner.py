@@ -28,7 +28,6 @@ from pipeline.safe_write import remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _GLOB_CHARS = set("*?[")
-INDEX_LOCK = ".index.lock"  # held while index.parquet is rebuilt
 
 
 class ConvertError(BadInput):
@@ -86,26 +85,12 @@ def prepare(out_ds: Path, split: str, plans: list[ShardPlan]) -> list[ShardPlan]
     ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(f.name) for f in finals)]))
     remove_stale_temps(out_ds, ours)
     remove_stale_temps(out_ds / PARTS_DIR, ours)
-    # index.parquet's temps are cleared by rebuild_index, under the lock every writer of it holds.
+    # Every job rewrites the shared index at its end, in seconds: an hour-old temp of it is dead.
+    remove_stale_temps(out_ds.parent, re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
     for index, path in split_files(out_ds, split):
         if index >= len(plans):
             path.unlink(missing_ok=True)
     return [p for p in plans if not is_complete(out_ds, p)]
-
-
-def rebuild_index(out_dir: Path) -> Path:
-    """build_index under a lock on the output folder: jobs converting other datasets into the same
-    folder rebuild the index too, and while the lock is held any index temp is a killed job's."""
-    import fcntl
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / INDEX_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            remove_stale_temps(out_dir, re.compile(re.escape(INDEX_FILE)))
-            return build_index(out_dir)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_ray(address: str | None, workers: int | None) -> bool:
@@ -191,7 +176,7 @@ def convert_split(
             _run_in_process(tax, reader, todo, out_dir, options, bar)
     written, quarantined = assemble_split(out_ds, tax, split, plans)
     if index:
-        rebuild_index(out_dir)
+        build_index(out_dir)
     return SplitResult(
         dataset=tax.name,
         split=split,
