@@ -78,13 +78,26 @@ def _start_private(num_cpus: int | None) -> None:
     _bind_to_loopback()
     import ray
 
-    ray.init(
-        address="local",  # a new instance: never RAY_ADDRESS or the current-cluster file
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        _node_ip_address=LOOPBACK,
-    )
+    for attempt in (1, 2):
+        try:
+            ray.init(
+                address="local",  # a new instance: never RAY_ADDRESS or the current-cluster file
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                _node_ip_address=LOOPBACK,
+            )
+            break
+        except Exception as e:  # noqa: BLE001 -- Ray raises a bare Exception for this one
+            # Ray gives its raylet a fixed 30 s to register; a busy machine can miss it once.
+            if "timed out during startup" not in str(e):
+                raise
+            ray.shutdown()
+            if attempt == 2:
+                raise RaySessionError(
+                    f"the local Ray instance did not start twice ({e}); the machine may be overloaded: "
+                    "try again, pass --workers with fewer CPUs, or --no-ray"
+                ) from None
     node_ip = ray.util.get_node_ip_address()
     if node_ip != LOOPBACK:  # never leave a reachable instance running
         ray.shutdown()
