@@ -12,6 +12,8 @@ from support.readers import (
     read_all,
 )
 
+from pipeline.convert.readers import get_reader
+
 
 def test_coco_instances_dense_equals_panoptic(real_fixtures, tmp_path):
     """detection_format.json holds the same segments as RLE: painting them must give the panoptic map."""
@@ -63,7 +65,9 @@ def test_coco_instances_boxes_from_real_json(real_fixtures, tmp_path):
         expected = sorted(
             [int(x), int(y), int(x + w), int(y + h), table[a["category_id"]]]
             for a in det["annotations"]
-            if a["image_id"] == image_id
+            if a["image_id"] == image_id and not a["iscrowd"]  # a crowd box is a group, not a box
             for x, y, w, h in [a["bbox"]]  # the panoptic bboxes are whole pixels
         )
         assert sorted(sample.boxes) == expected
+    crowd = get_reader("coco_instances").plan(tax, tmp_path, "val").notes["crowd or ignore boxes (kept out of boxes)"]
+    assert crowd == sum(1 for a in det["annotations"] if a["iscrowd"]) >= 1

@@ -23,19 +23,24 @@ def test_objects365_unknown_category(tmp_path):
     index.write_text(json.dumps(data))
     items = list(get_reader("objects365").plan(tax, tmp_path, "val"))
     err = bad(tax, items[0])
-    assert err.path == str(index) and "9999" in err.reason
+    assert err.path == str(index) and "9999" in err.reason and err.unknown == [9999]
 
 
 def test_objects365_boxes_clipped_degenerate_dropped_json_read_once(tmp_path, monkeypatch):
+    from pipeline.convert.readers import jsonindex
+
     tax = shipped("objects365-v2")
     expected = write_objects365(tax, tmp_path, "train")
     calls = []
-    real_load = cocojson.load_json
-    monkeypatch.setattr(cocojson, "load_json", lambda path: calls.append(path) or real_load(path))
+    real_stream = jsonindex.stream
+    monkeypatch.setattr(jsonindex, "stream", lambda path, prefix: calls.append(prefix) or real_stream(path, prefix))
     reader = get_reader("objects365")
-    items = list(reader.plan(tax, tmp_path, "train"))
-    assert len(calls) == 1
+    planned = reader.plan(tax, tmp_path, "train")
+    items = list(planned)
+    assert calls == ["annotations.item"]  # one full pass; images and categories are read without one
     assert [i.key for i in items] == sorted(expected)  # the image with no boxes is left out
+    assert planned.notes[cocojson.EMPTY_NOTE] == 1
+    assert planned.notes[cocojson.CROWD_NOTE] == 1 and planned.notes[cocojson.DEGENERATE_NOTE] == 1
     samples = {i.key: reader.read(tax, i) for i in items}
     assert len(calls) == 1  # read() uses WorkItem.extra, never the JSON
     for key, boxes in expected.items():

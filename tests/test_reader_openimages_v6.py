@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from support.generated import write_openimages
 from support.layout import shipped
 from support.readers import (
@@ -15,6 +16,8 @@ from support.readers import (
 )
 
 from pipeline.convert.readers import get_reader
+from pipeline.convert.readers.base import BadSample
+from pipeline.convert.readers.openimages_v6 import masks_of
 
 
 def _openimages(tmp_path: Path):
@@ -25,13 +28,14 @@ def _openimages(tmp_path: Path):
 
 
 def test_openimages_malformed_csv_row(tmp_path):
+    """A row without the header's fields means the index is damaged: the split stops naming the line
+    (it used to quarantine one image and convert the rest of a file it could not read exactly)."""
     tax, split, index = _openimages(tmp_path)
     with open(index, "a", newline="") as f:
         f.write("1f2e3d4c5b6a7980_m0_bb09.png,1f2e3d4c5b6a7980\n")  # two fields only
-    items = {i.key: i for i in get_reader("openimages_v6").plan(tax, tmp_path, split)}
-    err = bad(tax, items["1f2e3d4c5b6a7980"])
-    assert err.path == str(index) and "malformed CSV row at line 5" in err.reason
-    get_reader("openimages_v6").read(tax, items["0a1b2c3d4e5f6789"])  # the other image is unaffected
+    with pytest.raises(BadSample) as err:
+        list(get_reader("openimages_v6").plan(tax, tmp_path, split))
+    assert err.value.path == str(index) and "line 5: 2 field(s) where the header has 10" in err.value.reason
 
 
 def test_openimages_unknown_mid_and_missing_mask(tmp_path):
@@ -44,9 +48,9 @@ def test_openimages_unknown_mid_and_missing_mask(tmp_path):
         csv.writer(f).writerows(rows)
     items = {i.key: i for i in get_reader("openimages_v6").plan(tax, tmp_path, split)}
     err = bad(tax, items[rows[1][1]])
-    assert err.path == str(index) and "/m/not_a_class" in err.reason
+    assert err.path == str(index) and "/m/not_a_class" in err.reason and err.unknown == ["/m/not_a_class"]
     other = items["1f2e3d4c5b6a7980"]
-    mask = Path(other.extra["masks_dir"]) / other.extra["masks"][0][0]
+    mask = masks_of(other)[0][0]
     mask.unlink()
     err = bad(tax, other)
     assert err.path == str(mask) and err.reason == "missing file"

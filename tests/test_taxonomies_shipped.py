@@ -14,7 +14,7 @@ EXPECTED = {
     "bdd100k": 19,
     "idd": 26,
     "sunrgbd": 37,
-    "openimages-v6-seg": 350,
+    "openimages-v6-seg": 601,
     "objects365-v2": 365,
     # zero-shot evaluation
     "camvid": 11,

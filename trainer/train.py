@@ -20,7 +20,7 @@ from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from trainer.augment import AugmentParams
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
-from trainer.labels import LabelSpace
+from trainer.labels import LabelSpace, classes_present
 from trainer.normalise import normalise_images
 from trainer.stream import Source, StreamSpec, find_shards, make_loader
 
@@ -84,7 +84,10 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
         torch.cuda.set_device(device)
     torch.manual_seed(cfg.seed)
     table = table if table is not None else load_embedding_table(cfg.table)
-    space = LabelSpace.from_table(table, [d.name for d in cfg.datasets])
+    # Only classes that occur in the shards enter the softmax (the manifests say which).
+    present = {d.name: classes_present(cfg.shards, d.name, d.split) for d in cfg.datasets}
+    space = LabelSpace.from_table(table, [d.name for d in cfg.datasets],
+                                  {n: c for n, c in present.items() if c is not None})
     sources = build_sources(cfg, space)
 
     net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)

@@ -105,6 +105,15 @@ def convert(
         table.add_row(r.dataset, r.split, str(r.shards), str(r.kept), str(r.written), str(r.quarantined),
                       f"{r.seconds:.1f}", f"{rate:.1f}")
     console.print(table)
+    for r in results:
+        for what, count in r.notes.items():
+            if count:
+                console.print(f"{r.dataset}/{r.split}: {count:,} {what}")
+    unknown = [u for r in results for u in r.unknown]
+    if unknown:
+        from pipeline.convert.unknowns import render
+
+        console.print(render(unknown))
     written, quarantined = sum(r.written for r in results), sum(r.quarantined for r in results)
     console.print(f"written {written} samples, quarantined {quarantined}", soft_wrap=True)
     for r in results:

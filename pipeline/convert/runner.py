@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.convert import plan_store
 from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
 from pipeline.convert.plan import ShardPlan, plan_split
+from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
 from pipeline.convert.shard import (
     PARTS_DIR,
@@ -23,6 +25,7 @@ from pipeline.convert.shard import (
     shard_file_pattern,
     split_files,
 )
+from pipeline.convert.unknowns import UnknownValue, tally
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
@@ -43,6 +46,8 @@ class SplitResult:
     written: int
     quarantined: int
     seconds: float
+    notes: dict[str, int] = field(default_factory=dict)  # reader's planning counts (crowd boxes, ...)
+    unknown: list[UnknownValue] = field(default_factory=list)  # raw values the taxonomy lacks
 
 
 def _fixed_part(root: Path, spec: str) -> Path:
@@ -105,7 +110,7 @@ def ensure_ray(address: str | None, workers: int | None) -> bool:
 def _run_in_process(tax, reader, todo, out_dir, options, bar) -> None:
     for plan in todo:
         convert_shard(tax, reader, plan, out_dir, options)
-        bar.update(len(plan.items))
+        bar.update(plan.count)
 
 
 def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -> None:
@@ -129,7 +134,7 @@ def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -
                 ray.get(done[0])
             except ray.exceptions.RayTaskError as e:  # Ray wraps the task's exception; surface the original
                 raise e.cause or e from None
-            bar.update(len(plan.items))
+            bar.update(plan.count)
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
@@ -156,15 +161,19 @@ def convert_split(
     check_inputs(tax, root, split)
     out_dir = Path(out_dir).resolve()
     out_ds = out_dir / tax.name
-    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, options.tag())
+    # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
+    # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
+    store = plan_folder(out_ds, split)
+    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, options.tag(), store=store)
     if not plans:
+        plan_store.remove(store)
         raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
     out_ds.mkdir(parents=True, exist_ok=True)
     todo = prepare(out_ds, split, plans)
-    total = sum(len(p.items) for p in plans)
+    total = sum(p.count for p in plans)
     with tqdm(
         total=total,
-        initial=total - sum(len(p.items) for p in todo),
+        initial=total - sum(p.count for p in todo),
         unit="img",
         desc=f"{tax.name}/{split}",
         disable=not progress,
@@ -175,6 +184,8 @@ def convert_split(
         else:
             _run_in_process(tax, reader, todo, out_dir, options, bar)
     written, quarantined = assemble_split(out_ds, tax, split, plans)
+    plan_store.remove(store)
+    unknown = tally(quarantine_path(out_ds, split), tax.name, split) if quarantined else []
     if index:
         build_index(out_dir)
     return SplitResult(
@@ -185,4 +196,6 @@ def convert_split(
         written=written,
         quarantined=quarantined,
         seconds=time.perf_counter() - start,
+        notes=plans.notes,
+        unknown=unknown,
     )

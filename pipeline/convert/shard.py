@@ -102,7 +102,10 @@ def convert_shard(
             except BadSample as e:
                 if options.strict:
                     raise StrictStop(e.path, e.reason) from None
-                quarantine.append({"key": item.key, "file": e.path, "reason": e.reason})
+                entry = {"key": item.key, "file": e.path, "reason": e.reason}
+                if getattr(e, "unknown", None):  # raw values the taxonomy lacks, for the summary table
+                    entry["unknown"] = e.unknown
+                quarantine.append(entry)
                 continue
             if writer is None:
                 writer = DeterministicTarWriter(tmp)
@@ -131,7 +134,7 @@ def convert_shard(
         "quarantine": quarantine,
     }
     write_bytes_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
-    return {"shard": final.name, "items": len(plan.items), "written": len(rows), "quarantined": len(quarantine)}
+    return {"shard": final.name, "items": plan.count, "written": len(rows), "quarantined": len(quarantine)}
 
 
 def shard_file_pattern(split: str) -> re.Pattern:

@@ -71,7 +71,7 @@ class Format:
         if item.error:
             from pipeline.convert.readers.base import BadSample
 
-            raise BadSample(item.index or item.image, item.error)
+            raise BadSample(item.index or item.image, item.error, unknown=item.extra.get("unknown", ()))
         return self._reader().read(tax, item)
 
 

@@ -23,13 +23,16 @@ from pipeline.taxonomy.schema import DatasetTaxonomy
 class BadSample(SsiwError):
     """One input sample cannot be converted; the job quarantines it and goes on (or stops with --strict)."""
 
-    def __init__(self, path: str | Path, reason: str):
+    def __init__(self, path: str | Path, reason: str, unknown: list | tuple = ()):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+        # Raw values the taxonomy does not know (MIDs, category ids, label values), kept apart from
+        # the prose so the end of a convert can tabulate them: value -> samples affected.
+        self.unknown = [v.item() if hasattr(v, "item") else v for v in unknown]
 
     def __reduce__(self):  # picklable across Ray workers (Exception's default passes only args)
-        return (BadSample, (self.path, self.reason))
+        return (BadSample, (self.path, self.reason, self.unknown))
 
 
 @dataclass(frozen=True)

@@ -8,29 +8,19 @@ object lying on a larger one survives, and pixels no mask covers are ignore. Box
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.convert.plan_columns import ItemColumns
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
-from pipeline.convert.readers.cocojson import boxes_for, plan_per_image
+from pipeline.convert.readers.cocojson import boxes_for, plan_columns
 from pipeline.convert.readers.common import class_of, load_image, make_sample, paint
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
-def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    dense = tax.supervision.value != "box"
-
-    def extra_for(entry: dict, anns: list[dict]) -> dict:
-        extra: dict = {"height": entry.get("height"), "width": entry.get("width")}
-        if dense:
-            extra["masks"] = [(a.get("segmentation"), a.get("category_id")) for a in anns]
-        else:
-            extra["boxes"] = [(a.get("bbox"), a.get("category_id")) for a in anns]
-        return extra
-
-    return plan_per_image(tax, root, split, extra_for)
+def plan(tax: DatasetTaxonomy, root: Path, split: str) -> ItemColumns:
+    return plan_columns(tax, root, split, masks=tax.supervision.value != "box")
 
 
 def decode_mask(segmentation: object, height: int, width: int) -> np.ndarray:
@@ -60,7 +50,7 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     width, height = image.width, image.height
     if tax.supervision.value == "box":
         return make_sample(
-            item, image, None, boxes=boxes_for(tax, item, item.extra.get("boxes", []), width, height)
+            item, image, None, boxes=boxes_for(tax, item, width, height)
         )
 
     index = item.index or item.image

@@ -93,7 +93,7 @@ def class_of(tax: DatasetTaxonomy, raw_id: object, path: str | Path, what: str) 
     try:
         return tax.mapper.target(raw_id)
     except UnknownRawValues:
-        raise BadSample(path, f"{what} {raw_id!r} not in taxonomy {tax.name!r}") from None
+        raise BadSample(path, f"{what} {raw_id!r} not in taxonomy {tax.name!r}", unknown=[raw_id]) from None
 
 
 def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarray:
@@ -101,7 +101,7 @@ def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarr
     try:
         return tax.mapper.map_array(raw)
     except UnknownRawValues as e:
-        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}") from None
+        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values) from None
 
 
 def map_label_image(
@@ -111,7 +111,7 @@ def map_label_image(
     try:
         return tax.mapper.map_label_image(im)
     except UnknownRawValues as e:
-        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}") from None
+        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values) from None
 
 
 def make_sample(

@@ -1,42 +1,59 @@
-"""Objects365 (v2): COCO-format JSON, boxes only. plan() reads the JSON once and puts each image's
-raw boxes in WorkItem.extra; read() clips them to the real image size and maps category ids.
+"""Objects365 (v2): COCO-format JSON, boxes only. plan() streams the JSON once into compact columns
+(pipeline/convert/readers/cocojson.plan_columns); read() clips each image's boxes to its real size
+and maps category ids.
 
-`file_name` in the JSON is taken relative to the split's images folder; the v2 release writes
-paths like "images/v1/patch8/x.jpg" while its archives unpack to "<images>/patch8/x.jpg", so the
-trailing parts are tried too."""
+Layouts: the official archives unpack each patch folder under the split folder
+(`<root>/train/patch8/objects365_v1_00420917.jpg`), which is also what mmdetection reads (`train/`
+beside `annotations/`), while the JSON's `file_name` reads `images/v1/patch8/<file>.jpg`. So an
+image is looked for as `<images>/<file_name>`, then `<images>/<patch>/<file>`, then
+`<images>/<file>`. Boxes marked `iscrowd` or `ignore` are kept out of `boxes` and counted in the
+summary (the trainer has no use for ignore regions of box data)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.convert.plan_columns import ItemColumns
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
-from pipeline.convert.readers.cocojson import boxes_for, plan_per_image
+from pipeline.convert.readers.cocojson import boxes_for, plan_columns
 from pipeline.convert.readers.common import load_image, make_sample
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
-def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
-    return plan_per_image(tax, root, split, lambda entry, anns: {
-        "file_name": entry["file_name"],
-        "boxes": [(a.get("bbox"), a.get("category_id")) for a in anns],
-    })
+def plan(tax: DatasetTaxonomy, root: Path, split: str) -> ItemColumns:
+    return plan_columns(tax, root, split)
+
+
+def candidates(item: WorkItem) -> list[Path]:
+    """Where the image may be: file_name under the images folder, its last two parts, its name."""
+    first = Path(item.image)
+    images_dir = item.extra.get("images_dir")
+    if images_dir and item.image.startswith(images_dir + "/"):
+        file_name = Path(item.image[len(images_dir) + 1:])
+        folder = Path(images_dir)
+    else:
+        file_name, folder = Path(first.name), first.parent
+    out = [first]
+    for c in (folder / Path(*file_name.parts[-2:]), folder / file_name.name):
+        if c not in out:
+            out.append(c)
+    return out
 
 
 def resolve_image(item: WorkItem) -> Path:
-    """The image file: file_name under the images folder, else its last two parts, else its name."""
-    first = Path(item.image)
-    file_name = Path(item.extra.get("file_name", first.name))
-    images_dir = (
-        Path(str(first)[: -len(str(file_name))]) if str(first).endswith(str(file_name)) else first.parent
-    )
-    for candidate in (first, images_dir / Path(*file_name.parts[-2:]), images_dir / file_name.name):
+    tried = candidates(item)
+    for candidate in tried:
         if candidate.is_file():
             return candidate
-    raise BadSample(first, "missing file")
+    root = item.extra.get("images_dir", str(tried[0].parent))
+    shown = ", ".join(str(c.relative_to(root)) if c.is_relative_to(root) else str(c) for c in tried)
+    raise BadSample(
+        tried[0],
+        f"missing image: looked for {shown} under {root} (the official archives and mmdetection "
+        f"unpack images as <images>/patchN/<file>.jpg, e.g. train/patch8/objects365_v1_00420917.jpg)",
+    )
 
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     image = load_image(resolve_image(item))
-    boxes = boxes_for(tax, item, item.extra.get("boxes", []), image.width, image.height)
-    return make_sample(item, image, None, boxes=boxes)
+    return make_sample(item, image, None, boxes=boxes_for(tax, item, image.width, image.height))

@@ -60,7 +60,8 @@ def read_color(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     unknown = [c for c in colors.tolist() if c not in table]
     if unknown:
         shown = [[c >> 16, (c >> 8) & 255, c & 255] for c in unknown[:10]]
-        raise BadSample(item.annotation, f"colour(s) not in taxonomy {tax.name!r}: {shown}")
+        raise BadSample(item.annotation, f"colour(s) not in taxonomy {tax.name!r}: {shown}",
+                        unknown=[str(c) for c in shown])
     targets = np.array([table[c] for c in colors.tolist()], dtype=tax.label_dtype)
     label = targets[inverse.reshape(-1)].reshape(im.size[1], im.size[0])
     return make_sample(item, image, label)
