@@ -25,17 +25,18 @@ def tally(quarantine: Path, dataset: str, split: str) -> list[UnknownValue]:
     most frequent first."""
     counts: dict[str, list] = {}
     try:
-        lines = quarantine.read_text().splitlines()
+        f = open(quarantine)  # noqa: SIM115 -- closed by the `with f` below
     except FileNotFoundError:
         return []
-    for line in lines:
-        if not line.strip():
-            continue
-        entry = json.loads(line)
-        for value in entry.get("unknown") or ():
-            tag = json.dumps(value, sort_keys=True)
-            hit = counts.setdefault(tag, [value, 0, entry.get("file", "")])
-            hit[1] += 1
+    with f:  # line by line: a wrong class list can quarantine millions of samples
+        for line in f:
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            for value in entry.get("unknown") or ():
+                tag = json.dumps(value, sort_keys=True)
+                hit = counts.setdefault(tag, [value, 0, entry.get("file", "")])
+                hit[1] += 1
     rows = [UnknownValue(dataset, split, value, n, example) for value, n, example in counts.values()]
     return sorted(rows, key=lambda r: (-r.samples, str(r.value)))
 
