@@ -12,7 +12,7 @@ import pytest
 from support.generated import jpeg, png
 from support.layout import place, shipped
 
-from pipeline.convert.layouts import OPENIMAGES_COLUMNS as OI_HEADER
+from pipeline.convert.layouts.openimages import COLUMNS as OI_HEADER
 from pipeline.convert.readers import BadSample, get_reader
 from pipeline.convert.readers.openimages_v6 import masks_of
 
