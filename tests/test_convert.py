@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from support.convert_fakes import TOY_READER, H, W, make_toy_dataset, toy_taxonomy
+from PIL import Image
 
 from pipeline.convert.order import in_shard_order
 from pipeline.convert.plan import parse_size, plan_split
@@ -321,8 +321,8 @@ def test_missing_root_and_split_give_helpful_errors(toy_root: Path, tmp_path: Pa
 @pytest.fixture
 def ray_toy(ray_session):
     """Ray workers cannot import this test folder: send the toy reader's module by value."""
-    import ray.cloudpickle
     import support.convert_fakes as convert_fakes
+    import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(convert_fakes)
     yield ray_session
