@@ -173,3 +173,36 @@ def stats(
     png_path = png or out_dir / "stats.png"
     st.plot(per_split, per_class, names, png_path, top or 10**6)
     console.print(f"bar chart: {png_path}")
+
+
+@shards_app.command("preview")
+def preview(
+    datasets: list[str] | None = typer.Argument(None, help="datasets to show [default: every converted one]"),
+    html: Path = typer.Option(Path("preview.html"), "--html", help="the page to write (one self-contained file)"),
+    n: int = typer.Option(24, "--n", min=1, help="samples shown per dataset"),
+    out: str | None = typer.Option(None, "--out", help="shard folder or s3:// URL [default: ./shards or $SSIW_SHARDS]"),
+    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
+    cache: Path | None = typer.Option(None, "--cache", help="description cache folder [default: ./cache or $SSIW_CACHE]"),
+) -> None:
+    """One HTML page per shard folder: samples with label maps or boxes drawn, legend, class histogram, quarantine."""
+    from pipeline import storage
+    from pipeline.convert import preview as pv
+    from pipeline.convert.tario import write_atomic
+    from pipeline.paths import default_cache_dir, default_shard_dir
+    from pipeline.taxonomy.load import TaxonomyError
+
+    shard_dir = storage.as_location(out) if out else default_shard_dir()
+    available = pv.dataset_names(shard_dir)
+    if not available:
+        _fail(f"no manifests under {shard_dir}: run `ssiw convert` first")
+    unknown = [d for d in datasets or [] if d not in available]
+    if unknown:
+        _fail(f"no shards for {', '.join(unknown)} under {shard_dir} (converted: {', '.join(available)})")
+    try:
+        texts = pv.class_texts(taxonomies, cache or default_cache_dir())
+    except (TaxonomyError, ValueError) as e:
+        _fail(str(e))
+    previews = [pv.preview_dataset(shard_dir, d, n, texts) for d in datasets or available]
+    write_atomic(Path(html), pv.render_html(previews, str(shard_dir)).encode())
+    shown = sum(len(p.thumbs) for p in previews)
+    typer.echo(f"wrote {html}: {len(previews)} dataset(s), {shown} samples")
