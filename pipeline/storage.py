@@ -3,15 +3,16 @@
 A location is a `Path` / plain path string (local) or a URL string. Remote stores take their endpoint and
 credentials from the standard AWS variables and files (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 ~/.aws/credentials, ...), which s3fs reads through botocore, so MinIO, Ceph or any S3-compatible store works.
-Local paths go through the same functions, so callers have one code path.
+Local paths go through the same functions, so callers have one code path. Writing goes through
+`pipeline.safe_write`, which takes the same locations.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Union
+from typing import IO
 
-Location = Union[str, Path]
+Location = str | Path
 
 
 def is_remote(location: Location) -> bool:
@@ -33,7 +34,9 @@ def filesystem(location: Location):
 
     if not is_remote(location):
         return fsspec.filesystem("file"), str(Path(location).resolve())
-    fs, path = fsspec.core.url_to_fs(str(location))
+    # No listing cache: shards are written by other processes (Ray workers, an earlier killed run), and a
+    # stale listing would hide or resurrect them.
+    fs, path = fsspec.core.url_to_fs(str(location), use_listings_cache=False)
     return fs, path
 
 
@@ -61,6 +64,12 @@ def glob(base: Location, pattern: str) -> list[Location]:
         return sorted(Path(base).glob(pattern))
     fs, root = filesystem(base)
     return sorted(_with_protocol(fs, p, base) for p in fs.glob(f"{root.rstrip('/')}/{pattern}"))
+
+
+def bucket_exists(location: Location) -> bool:
+    """For a URL: whether its bucket (the first path component) exists and is visible with these credentials."""
+    fs, path = filesystem(location)
+    return bool(fs.exists(path.split("/", 1)[0]))
 
 
 def exists(location: Location) -> bool:
@@ -103,3 +112,47 @@ def read_parquet(location: Location):
     if not is_remote(location):
         return pl.read_parquet(location)
     return pl.read_parquet(io.BytesIO(read_bytes(location)))
+
+
+def makedirs(folder: Location) -> None:
+    """Create a local folder (object stores have no folders to make)."""
+    if not is_remote(folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def parent(location: Location) -> Location:
+    """The folder holding a location."""
+    if not is_remote(location):
+        return Path(location).parent
+    return str(location).rstrip("/").rsplit("/", 1)[0]
+
+
+def remove_quietly(fs, path: str) -> None:
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove(location: Location) -> None:
+    """Delete a file or object; absent is fine."""
+    if not is_remote(location):
+        Path(location).unlink(missing_ok=True)
+        return
+    fs, path = filesystem(location)
+    remove_quietly(fs, path)
+
+
+def list_files(folder: Location) -> dict[str, int]:
+    """File name -> size for the files directly in a folder (empty when it does not exist)."""
+    if not is_remote(folder):
+        folder = Path(folder)
+        if not folder.is_dir():
+            return {}
+        return {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
+    fs, path = filesystem(folder)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return {}
+    return {name(e["name"]): int(e["size"]) for e in entries if e["type"] == "file"}

@@ -94,9 +94,10 @@ def test_only_named_datasets_and_clear_error_for_unknown(converted, tmp_path):
 
 def test_boxes_are_outlined_in_their_class_colour(converted):
     _, shards, _ = converted
-    tar = sorted((shards / "demo-objects365").glob("train-*.tar"))[0]
+    tar = min((shards / "demo-objects365").glob("train-*.tar"))
     members = next(iter(pv.read_first_samples(tar, {_first_key(tar)}).values()))
     record = json.loads(members["json"])
+    assert members["__key__"] == _first_key(tar)
     assert record["boxes"], "the demo's box set has boxes"
     colours = pv.palette(8)
     drawn, _ = pv.draw_sample(members, colours, width=record["width"])  # scale 1: box pixels exact
@@ -104,7 +105,7 @@ def test_boxes_are_outlined_in_their_class_colour(converted):
                               width=record["width"])
     a = np.asarray(Image.open(io.BytesIO(drawn))).astype(int)
     b = np.asarray(Image.open(io.BytesIO(plain))).astype(int)
-    x0, y0, x1, y1, c = record["boxes"][0]
+    x0, y0, x1, _, c = record["boxes"][0]
     edge = a[int(y0), int(x0) + 1:int(x1) - 1]  # the box's top edge
     assert np.abs(edge - colours[c]).mean() < 40  # close to the class colour (JPEG blurs it a little)
     changed = np.abs(a - b).sum(axis=2) > 60

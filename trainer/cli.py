@@ -57,7 +57,7 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
     dataset: Annotated[str, typer.Option(help="taxonomy to evaluate on (its labels are embedded, zero-shot)")],
     root: Annotated[Path | None, typer.Option(help="dataset root, read through its format reader")] = None,
-    shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
+    shards: Annotated[str | None, typer.Option(help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
     table: Annotated[Path | None, typer.Option(help="embedding table (needed for datasets not trained on)")] = None,
     split: Annotated[str, typer.Option(help="split name")] = "validation",
     scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: the training one)")] = None,

@@ -25,7 +25,7 @@ class DatasetEntry(_Strict):
 class TrainConfig(_Strict):
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name under out_dir")
     out_dir: Path = Path("runs")
-    shards: Path = Field(description="folder holding <dataset>/<split>-NNNNNN.tar")
+    shards: str = Field(description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
     datasets: list[DatasetEntry] = Field(min_length=1)
     table: Path | None = Field(default=None, description="embedding table parquet (pipeline.embed.table)")
 

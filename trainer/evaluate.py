@@ -29,14 +29,14 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
-def samples_from_shards(shard_dir: Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     import webdataset as wds
 
     from trainer.augment import decode_sample
-    from trainer.stream import find_shards
+    from trainer.stream import find_shards, tar_samples
 
     urls = find_shards(shard_dir, dataset, split)
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), *tar_samples())
     for i, raw in enumerate(pipeline):
         if limit is not None and i >= limit:
             return

@@ -9,7 +9,6 @@ number of loader workers gives the same batches.
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +36,30 @@ class Source:
 
 
 def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
-    """The tars of one dataset split, e.g. shards/ade20k-150/training-000000.tar."""
-    pattern = str(Path(shard_dir) / dataset / f"{split}-*.tar")
-    urls = sorted(glob.glob(pattern))
+    """The tars of one dataset split, e.g. shards/ade20k-150/training-000000.tar or s3://bucket/prefix/..."""
+    from pipeline import storage
+
+    shard_dir = storage.as_location(shard_dir)
+    urls = [str(u) for u in storage.glob(shard_dir, f"{dataset}/{split}-*.tar")]
     if not urls:
-        raise NotFound(f"no shards match {pattern}")
+        raise NotFound(f"no shards match {storage.join(shard_dir, dataset, f'{split}-*.tar')}")
     return urls
+
+
+def _open_shards(sources: Iterator[dict]) -> Iterator[dict]:
+    """webdataset stage: open each shard URL, local or in object storage, through fsspec (pipeline.storage)."""
+    from pipeline import storage
+
+    for source in sources:
+        with storage.open_read(source["url"]) as stream:
+            yield {**source, "stream": stream}
+
+
+def tar_samples() -> list:
+    """webdataset stages from shard URLs to raw samples (dict of member bytes per key)."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    return [_open_shards, tar_file_expander, group_by_keys]
 
 
 def batch_counts(ratios: list[float], batch_size: int) -> Iterator[list[int]]:
@@ -80,7 +97,7 @@ def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int
         stages = [shards]
     else:
         stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
-    stages += [wds.tarfile_to_samples()]
+    stages += tar_samples()
     if shuffle_buffer > 1:
         stages.append(wds.shuffle(shuffle_buffer, initial=min(shuffle_buffer, 16), rng=random.Random(seed)))
     pipeline = wds.DataPipeline(*stages)

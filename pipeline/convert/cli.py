@@ -1,4 +1,4 @@
-"""`ssiw convert` and `ssiw shards stats`. Heavy imports stay inside the functions."""
+"""`ssiw convert`, `ssiw shards stats` and `ssiw shards preview`. Heavy imports stay inside the functions."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def convert(
     dataset: str | None = typer.Argument(None, help="dataset name (its taxonomy YAML's `name`)"),
     root: Path | None = typer.Option(None, "--root", help="the dataset's root folder, as downloaded"),
     split: str | None = typer.Option(None, "--split", help="one split (default: every split in the YAML)"),
-    out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
+    out: str | None = typer.Option(None, "--out", help="shard folder or s3://bucket/prefix [default: ./shards or $SSIW_SHARDS]"),
     taxonomies: Path | None = typer.Option(None, "--taxonomies", help="taxonomy folder [default: shipped]"),
     no_ray: bool = typer.Option(False, "--no-ray", help="run in this process instead of as Ray tasks"),
     ray_address: str | None = typer.Option(
@@ -55,6 +55,7 @@ def convert(
     from rich.console import Console
     from rich.table import Table
 
+    from pipeline import storage
     from pipeline.convert.boxemb import box_embedder, parse_spec
     from pipeline.convert.manifest import quarantine_path
     from pipeline.convert.plan import parse_size
@@ -72,7 +73,7 @@ def convert(
     taxset = load_taxonomy_set(taxonomies)
     taxes = [taxset.dataset(name) for name, _ in jobs]
 
-    out_dir = Path(out) if out else default_shard_dir()
+    out_dir = storage.as_location(out) if out else default_shard_dir()
     options = ShardOptions(strict=strict, box_embeddings=box_embeddings)
     console = Console()
     results = []
@@ -133,8 +134,8 @@ def _present_splits(tax, root: Path, console) -> list[str]:
 
 @shards_app.command("stats")
 def stats(
-    out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
-    png: Path | None = typer.Option(None, "--png", help="bar chart [default: <out>/stats.png]"),
+    out: str | None = typer.Option(None, "--out", help="shard folder or s3:// URL [default: ./shards or $SSIW_SHARDS]"),
+    png: str | None = typer.Option(None, "--png", help="bar chart, a path or URL [default: <out>/stats.png]"),
     taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
     top: int = typer.Option(25, "--top", min=0, help="classes shown per dataset (0: all)"),
 ) -> None:
@@ -142,10 +143,11 @@ def stats(
     from rich.console import Console
     from rich.table import Table
 
+    from pipeline import storage
     from pipeline.convert import stats as st
     from pipeline.paths import default_shard_dir
 
-    out_dir = Path(out) if out else default_shard_dir()
+    out_dir = storage.as_location(out) if out else default_shard_dir()
     manifests = st.load_manifests(out_dir)
     per_split = st.dataset_table(out_dir, manifests)
     per_class = st.class_table(manifests)
@@ -170,7 +172,7 @@ def stats(
         console.print(t)
         if len(shown) < len(rows):
             console.print(f"  ({len(rows) - len(shown)} more classes; --top 0 shows all)")
-    png_path = png or out_dir / "stats.png"
+    png_path = storage.as_location(png) if png else storage.join(out_dir, "stats.png")
     st.plot(per_split, per_class, names, png_path, top or 10**6)
     console.print(f"bar chart: {png_path}")
 
@@ -187,22 +189,19 @@ def preview(
     """One HTML page per shard folder: samples with label maps or boxes drawn, legend, class histogram, quarantine."""
     from pipeline import storage
     from pipeline.convert import preview as pv
-    from pipeline.convert.tario import write_atomic
+    from pipeline.errors import UnknownName
     from pipeline.paths import default_cache_dir, default_shard_dir
-    from pipeline.taxonomy.load import TaxonomyError
+    from pipeline.safe_write import write_text_atomic
 
     shard_dir = storage.as_location(out) if out else default_shard_dir()
     available = pv.dataset_names(shard_dir)
     if not available:
-        _fail(f"no manifests under {shard_dir}: run `ssiw convert` first")
+        raise NotFound(f"no manifests under {shard_dir}: run `ssiw convert` first")
     unknown = [d for d in datasets or [] if d not in available]
     if unknown:
-        _fail(f"no shards for {', '.join(unknown)} under {shard_dir} (converted: {', '.join(available)})")
-    try:
-        texts = pv.class_texts(taxonomies, cache or default_cache_dir())
-    except (TaxonomyError, ValueError) as e:
-        _fail(str(e))
+        raise UnknownName(f"no shards for {', '.join(unknown)} under {shard_dir} (converted: {', '.join(available)})")
+    texts = pv.class_texts(taxonomies, cache or default_cache_dir())
     previews = [pv.preview_dataset(shard_dir, d, n, texts) for d in datasets or available]
-    write_atomic(Path(html), pv.render_html(previews, str(shard_dir)).encode())
+    write_text_atomic(Path(html), pv.render_html(previews, str(shard_dir)))
     shown = sum(len(p.thumbs) for p in previews)
     typer.echo(f"wrote {html}: {len(previews)} dataset(s), {shown} samples")

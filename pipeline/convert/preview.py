@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline import storage
+from pipeline.errors import NotFound
+from pipeline.shard_format import ShardRecord, parse_sample
 
 THUMB_WIDTH = 240
 OVERLAY_ALPHA = 0.5
@@ -75,12 +77,13 @@ def _manifests(shard_dir: storage.Location, dataset: str):
 
     paths = storage.glob(storage.join(shard_dir, dataset), "*.manifest.parquet")
     if not paths:
-        raise FileNotFoundError(f"no manifests for {dataset!r} under {shard_dir}: run `ssiw convert` first")
+        raise NotFound(f"no manifests for {dataset!r} under {shard_dir}: run `ssiw convert` first")
     return pl.concat([storage.read_parquet(p) for p in paths])
 
 
 def read_first_samples(shard: storage.Location, keys: set[str]) -> dict[str, dict[str, bytes]]:
-    """Members of the wanted keys from one tar, streamed; stops once every wanted key is complete."""
+    """Raw samples (member suffix -> bytes, and "__key__") of the wanted keys from one tar, streamed;
+    stops once every wanted key is complete."""
     found: dict[str, dict[str, bytes]] = {}
     with storage.open_read(shard) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for member in tar:
@@ -90,7 +93,7 @@ def read_first_samples(shard: storage.Location, keys: set[str]) -> dict[str, dic
                     break  # samples are sorted by key and members grouped: the wanted ones are all read
                 continue
             data = tar.extractfile(member)
-            found.setdefault(key, {})[suffix] = data.read() if data else b""
+            found.setdefault(key, {"__key__": key})[suffix] = data.read() if data else b""
     return found
 
 
@@ -100,27 +103,27 @@ def palette(k: int) -> np.ndarray:
     return class_palette(max(k, 1))
 
 
-def draw_sample(members: dict[str, bytes], colours: np.ndarray, width: int = THUMB_WIDTH) -> tuple[bytes, dict]:
+def draw_sample(members: dict[str, bytes], colours: np.ndarray, width: int = THUMB_WIDTH) -> tuple[bytes, ShardRecord]:
     """A JPEG thumbnail: the image with its label map blended in, or its boxes outlined."""
     from PIL import Image, ImageDraw
 
-    record = json.loads(members["json"])
-    image_bytes = members.get("jpg") or members.get("png")
-    with Image.open(io.BytesIO(image_bytes)) as im:
+    sample = parse_sample(members)
+    record = sample.record
+    with Image.open(io.BytesIO(sample.image)) as im:
         image = im.convert("RGB")
     scale = width / image.width
     size = (width, max(1, round(image.height * scale)))
     thumb = np.asarray(image.resize(size, Image.BILINEAR)).astype(np.float32)
-    if "label.png" in members:
-        with Image.open(io.BytesIO(members["label.png"])) as lab:
+    if sample.label_png is not None:
+        with Image.open(io.BytesIO(sample.label_png)) as lab:
             label = np.asarray(lab.resize(size, Image.NEAREST)).astype(np.int64)
-        shown = label != record["ignore_index"]
+        shown = label != record.ignore_index
         idx = np.where(shown, label, 0) % len(colours)
         blend = thumb * (1 - OVERLAY_ALPHA) + colours[idx].astype(np.float32) * OVERLAY_ALPHA
         thumb = np.where(shown[..., None], blend, thumb)
     canvas = Image.fromarray(thumb.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
-    for x0, y0, x1, y1, c in record.get("boxes") or []:
+    for x0, y0, x1, y1, c in record.boxes or []:
         colour = tuple(int(v) for v in colours[int(c) % len(colours)])
         draw.rectangle([x0 * scale, y0 * scale, max(x0, x1 - 1) * scale, max(y0, y1 - 1) * scale],
                        outline=colour, width=2)
@@ -194,10 +197,10 @@ def preview_dataset(shard_dir: storage.Location, dataset: str, n: int, texts: di
         members = read_first_samples(storage.join(shard_dir, dataset, shard), set(keys))
         for key in keys:
             if key not in members:
-                raise FileNotFoundError(f"{storage.join(shard_dir, dataset, shard)}: sample {key} is in the manifest but not in the tar")
+                raise NotFound(f"{storage.join(shard_dir, dataset, shard)}: sample {key} is in the manifest but not in the tar")
             jpeg, record = draw_sample(members[key], colours)
-            preview.thumbs.append(Thumb(key, split, _data_uri(jpeg, "image/jpeg"), record["classes_present"],
-                                        record["width"], record["height"]))
+            preview.thumbs.append(Thumb(key, split, _data_uri(jpeg, "image/jpeg"), record.classes_present,
+                                        record.width, record.height))
     shown = sorted({c for t in preview.thumbs for c in t.classes})
     for c in shown:
         info = known[c] if c < len(known) else ClassInfo(c, (0, 0, 0), str(c))
@@ -235,13 +238,13 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;background:#fafafa;color:#222}
 h1{font-size:20px} h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ccc}
 .meta{color:#555;font-size:13px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(%dpx,1fr));gap:8px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(THUMB_WIDTHpx,1fr));gap:8px}
 figure{margin:0;background:#fff;border:1px solid #ddd;padding:4px}
-figure img{width:100%%;display:block} figcaption{font-size:11px;color:#444;word-break:break-all}
+figure img{width:100%;display:block} figcaption{font-size:11px;color:#444;word-break:break-all}
 .cols{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start;margin-top:12px}
 table{border-collapse:collapse;font-size:12px;max-width:640px} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
 .sw{display:inline-block;width:14px;height:14px;border:1px solid #333;vertical-align:middle}
-""" % THUMB_WIDTH
+""".replace("THUMB_WIDTH", str(THUMB_WIDTH))
 
 
 def render_html(previews: list[DatasetPreview], source: str) -> str:
@@ -249,8 +252,8 @@ def render_html(previews: list[DatasetPreview], source: str) -> str:
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>ssiw shards preview</title>",
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>Shards in {e(source)}</h1>",
-             f"<p class='meta'>{len(previews)} dataset(s); the first samples of each split, label maps blended "
-             f"at {int(OVERLAY_ALPHA * 100)}%, boxes outlined, ignore pixels left as they are.</p>"]
+             (f"<p class='meta'>{len(previews)} dataset(s); the first samples of each split, label maps blended "
+              f"at {int(OVERLAY_ALPHA * 100)}%, boxes outlined, ignore pixels left as they are.</p>")]
     for p in previews:
         parts.append(f"<section id='{e(p.dataset)}'><h2>{e(p.dataset)}</h2>")
         parts.append(f"<p class='meta'>{e(p.supervision)} supervision; {p.samples} samples in {p.shards} shard(s); "

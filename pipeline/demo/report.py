@@ -73,8 +73,8 @@ def plot_examples(p, per_dataset: int, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.patches as patches
     import matplotlib.pyplot as plt
+    from matplotlib import patches
     from PIL import Image
 
     from pipeline.convert.readers import get_reader
