@@ -118,7 +118,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
 
         writer = SummaryWriter(str(run_dir / "tb"))
         new = not (run_dir / "losses.csv").exists()
-        csv_file = open(run_dir / "losses.csv", "a", newline="")
+        csv_file = open(run_dir / "losses.csv", "a", newline="")  # noqa: SIM115 -- appended to every step, closed at the end
         csv_writer = csv.DictWriter(csv_file, fieldnames=LOSS_FIELDS)
         if new:
             csv_writer.writeheader()
