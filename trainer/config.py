@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePath
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import BadInput, NotFound
 
@@ -25,7 +25,9 @@ class DatasetEntry(_Strict):
 class TrainConfig(_Strict):
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name under out_dir")
     out_dir: Path = Path("runs")
-    shards: str = Field(description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
+    # A string, not a Path: Path would fold "s3://" into "s3:/". Paths given in code are accepted.
+    shards: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, PurePath) else v)] = Field(
+        description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
     datasets: list[DatasetEntry] = Field(min_length=1)
     table: Path | None = Field(default=None, description="embedding table parquet (pipeline.embed.table)")
 
