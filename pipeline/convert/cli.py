@@ -110,7 +110,7 @@ def convert(
     console.print(f"written {written} samples, quarantined {quarantined}", soft_wrap=True)
     for r in results:
         if r.quarantined:  # the real files, one a line, so they can be copied
-            console.print(f"  {r.quarantined} quarantined: {quarantine_path(out_dir / r.dataset, r.split)}",
+            console.print(f"  {r.quarantined} quarantined: {quarantine_path(storage.join(out_dir, r.dataset), r.split)}",
                           soft_wrap=True, highlight=False)
 
 

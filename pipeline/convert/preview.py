@@ -170,7 +170,7 @@ def _quarantine(shard_dir: storage.Location, dataset: str, splits: list[str]) ->
 
 
 def choose_samples(manifests, n: int):
-    """n samples taken round-robin over the splits, each split's in manifest order (shard, key): every
+    """n samples taken round-robin over the splits, each split's in manifest order (the order inside the tars): every
     split shows up, and each tar is read only up to the samples taken from it."""
     import polars as pl
 
