@@ -170,8 +170,8 @@ def _quarantine(shard_dir: storage.Location, dataset: str, splits: list[str]) ->
 
 
 def choose_samples(manifests, n: int):
-    """n samples taken round-robin over the splits, each split's in manifest order (the order inside the tars): every
-    split shows up, and each tar is read only up to the samples taken from it."""
+    """n samples taken round-robin over the splits, each split's in manifest order (the order inside the
+    tars): every split shows up, and each tar is read only up to the samples taken from it."""
     import polars as pl
 
     ranked = manifests.with_row_index("_row").with_columns(pl.int_range(pl.len()).over("split").alias("_rank"))
