@@ -147,7 +147,10 @@ def parse_sample(raw: dict) -> ShardSample:
     if BOX_EMBEDDINGS in raw:
         import numpy as np
 
-        vectors = np.load(io.BytesIO(raw[BOX_EMBEDDINGS])).astype(np.float32)
+        try:
+            vectors = np.load(io.BytesIO(raw[BOX_EMBEDDINGS])).astype(np.float32)
+        except (ValueError, OSError, EOFError) as e:  # truncated or not an .npy at all
+            raise SampleError(key, f"{BOX_EMBEDDINGS} cannot be read: {e}") from None
         n = len(record.boxes or [])
         if vectors.ndim != 2 or vectors.shape[0] != n:
             raise SampleError(key, f"{BOX_EMBEDDINGS} has shape {vectors.shape}, expected [{n}, D]")
