@@ -49,7 +49,7 @@ def measure(path: str, repeats: int) -> dict:
         out = crit(emb, batch, columns, None)
         out["total"].backward()
         times.append(time.perf_counter() - t0)
-        value = float(out["total"])
+        value = float(out["total"].detach())
         emb.grad = None
         del out
     peak = _rss_kib("VmHWM")

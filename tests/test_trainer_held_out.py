@@ -14,7 +14,7 @@ from trainer.augment import AugmentParams
 from trainer.config import TrainConfig, load_config
 from trainer.labels import LabelSpace
 from trainer.stream import Source, StreamSpec, find_shards, iterate_batches
-from trainer.synthetic import SyntheticSpec, TinyTable, tiny_table, write_synthetic_dataset
+from tests.support.synthetic import SyntheticSpec, TinyTable, tiny_table, write_synthetic_dataset
 from trainer.train import build_label_space, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_unknown_held_out_label_is_an_error(shard_dir, tmp_path):
 
 def test_checkpoint_records_labels_and_eval_lists_seen_ones(shard_dir, tmp_path):
     from pipeline.cli import app
-    from trainer.synthetic import write_tiny_table
+    from tests.support.synthetic import write_tiny_table
 
     table = tiny_table({"a": 4, "c": 4})
     cfg = TrainConfig(out_dir=tmp_path, shards=shard_dir, datasets=[{"name": "a"}, {"name": "c"}], model="tiny",

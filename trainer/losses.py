@@ -71,22 +71,46 @@ def _band_loss(low, i0, i1, w1, target, mask, width: int):
     return F.cross_entropy(logits, target.clamp(min=0), reduction="none")
 
 
+class _BandedCrossEntropy(torch.autograd.Function):
+    """Per-pixel cross-entropy of the upsampled scores, one band of output rows at a time. Backward
+    recomputes each band from only the low-resolution rows it reads, so neither the crop-sized score
+    maps nor a full-size gradient per band ever exist."""
+
+    @staticmethod
+    def forward(ctx, low, target, mask, band: int):
+        H, W = target.shape[-2:]
+        i0, i1, w1 = _bilinear_taps(low.shape[-2], H, low.device)
+        parts = [_band_loss(low, i0[r0 : r0 + band], i1[r0 : r0 + band], w1[r0 : r0 + band], target[:, r0 : r0 + band],
+                            mask, W) for r0 in range(0, H, band)]
+        ctx.save_for_backward(low, target, mask)
+        ctx.band = band
+        return torch.cat(parts, dim=1)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        low, target, mask = ctx.saved_tensors
+        H, W = target.shape[-2:]
+        i0, i1, w1 = _bilinear_taps(low.shape[-2], H, low.device)
+        grad_low = torch.zeros_like(low)
+        for r0 in range(0, H, ctx.band):
+            r1 = min(H, r0 + ctx.band)
+            lo, hi = int(i0[r0]), int(i1[r1 - 1]) + 1  # the low rows this band reads (taps are monotonic)
+            rows = low[:, :, lo:hi].detach().requires_grad_()
+            with torch.enable_grad():
+                loss = _band_loss(rows, i0[r0:r1] - lo, i1[r0:r1] - lo, w1[r0:r1], target[:, r0:r1], mask, W)
+                (g,) = torch.autograd.grad(loss, rows, grad_loss[:, r0:r1])
+            grad_low[:, :, lo:hi] += g
+        return grad_low, None, None, None
+
+
 def chunked_pixel_losses(low: torch.Tensor, target: torch.Tensor, column_mask: torch.Tensor | None = None,
                          chunk: int = 4_000_000):
     """Same result as full_pixel_losses, a band of output rows at a time (about `chunk` scores per
     band), each band recomputed in backward: peak memory no longer grows with K x H x W."""
-    from torch.utils.checkpoint import checkpoint
-
     B, K = low.shape[:2]
-    H, W = target.shape[-2:]
-    i0, i1, w1 = _bilinear_taps(low.shape[-2], H, low.device)
+    W = target.shape[-1]
     band = max(1, chunk // max(1, B * K * W))
-    parts = []
-    for r0 in range(0, H, band):
-        r1 = min(H, r0 + band)
-        args = (low, i0[r0:r1], i1[r0:r1], w1[r0:r1], target[:, r0:r1], column_mask, W)
-        parts.append(checkpoint(_band_loss, *args, use_reentrant=False) if low.requires_grad else _band_loss(*args))
-    loss = torch.cat(parts, dim=1)
+    loss = _BandedCrossEntropy.apply(low, target, column_mask, band)
     valid = target >= 0
     return loss * valid, valid
 

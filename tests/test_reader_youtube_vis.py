@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_gen.youtube_vis import CATEGORIES_2019, Track, write_youtube_vis
-from fixtures_gen.layout import shipped, with_changes
+from tests.support.youtube_vis import CATEGORIES_2019, Track, write_youtube_vis
+from tests.support.layout import shipped, with_changes
 from typer.testing import CliRunner
 
 from pipeline.convert.readers import BadSample, get_reader
@@ -91,7 +91,7 @@ def test_unseen_label_test_with_convert_and_eval_alone(tmp_path):
     says which of the five labels the model saw."""
     from pipeline.cli import app
     from trainer.config import TrainConfig
-    from trainer.synthetic import SyntheticSpec, TinyTable, write_synthetic_dataset, write_tiny_table
+    from tests.support.synthetic import SyntheticSpec, TinyTable, write_synthetic_dataset, write_tiny_table
     from trainer.train import run_training
 
     tax = shipped("youtube-vis-unseen")
