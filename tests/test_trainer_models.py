@@ -153,20 +153,25 @@ def test_each_corruption_changes_the_image_and_keeps_its_size(kind):
 
 @pytest.mark.parametrize(("min_visible", "kept"), [(0.0, True), (0.5, True), (0.6, False), (1.0, False)])
 def test_wd_keeps_a_box_only_when_enough_of_it_is_in_the_crop(min_visible, kept):
+    from pipeline.shard_format import ShardRecord, parse_sample
     from trainer.augment import _boxes
 
-    # crop = the top-left 50x50 at scale 1; the box spans x 30..70: 20 of its 40 columns are inside
-    record = {"boxes": [[30, 10, 70, 40, 1], [5, 5, 25, 25, 2]]}
-    boxes, classes, _ = _boxes("t-1", {}, record, 1.0, 0, 0, 50, 50, min_visible)
-    assert classes.tolist() == ([1, 2] if kept else [2])  # the wholly visible box always stays
-    if kept:
-        assert boxes[0].tolist() == [30, 10, 50, 40]  # clipped to the crop
-    # the same rule through decode_sample, with the image scaled by 2 and shifted by the crop
     image = np.zeros((100, 100, 3), np.uint8)
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
-    raw = {"__key__": "t-1", "json": json.dumps({"supervision": "box", **record}).encode(), "png": buf.getvalue()}
+    boxes = [[30, 10, 70, 40, 1], [5, 5, 25, 25, 2]]
+    record = ShardRecord(dataset="t", split="train", supervision="box", width=100, height=100, num_classes=3,
+                         ignore_index=255, classes_present=[1, 2], boxes=boxes, box_embedding_encoder=None,
+                         sources={"image": "t.png"})
+    sample = parse_sample({"__key__": "t-1", "json": record.to_json(), "png": buf.getvalue()})
+    # crop = the top-left 50x50 at scale 1; the first box spans x 30..70: 20 of its 40 columns are inside
+    got, classes, _ = _boxes(sample, 1.0, 0, 0, 50, 50, min_visible)
+    assert classes.tolist() == ([1, 2] if kept else [2])  # the wholly visible box always stays
+    if kept:
+        assert got[0].tolist() == [30, 10, 50, 40]  # clipped to the crop
+    # through decode_sample: the whole image is the crop, so every box is fully visible
     p = AugmentParams(short_edge=100, scale=(1.0, 1.0), crop=(100, 100), flip=False, jitter=0, blur_prob=0,
                       box_min_visible=min_visible)
-    s = decode_sample(raw, np.random.default_rng(0), p)
-    assert s["box_classes"].tolist() == [1, 2]  # the whole image is the crop: every box fully visible
+    s = decode_sample({"__key__": "t-1", "json": record.to_json(), "png": buf.getvalue()},
+                      np.random.default_rng(0), p)
+    assert s["box_classes"].tolist() == [1, 2]
