@@ -27,12 +27,11 @@ def _masks():
 
 def _write(root, tax, compressed=True):
     lizard, person, duck = _masks()
-    spec = tax.splits["train"]
     videos = {
         "0a1b2c3d4e": [Track(3, [lizard, lizard, None]), Track(1, [person, None, person]), Track(13, [None, None, duck])],
         "9f8e7d6c5b": [Track(8, [lizard, lizard, lizard])],  # a dog only: not a frame of the five classes
     }
-    return write_youtube_vis(root, spec.images, spec.index, videos, size=(H, W), compressed=compressed)
+    return write_youtube_vis(tax, root, "train", videos, size=(H, W), compressed=compressed)
 
 
 @pytest.mark.parametrize("compressed", [True, False])
