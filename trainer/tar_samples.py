@@ -13,6 +13,8 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from pipeline.errors import BadInput
+
 
 @dataclass(frozen=True)
 class SkippedSample:
@@ -79,5 +81,5 @@ def expand_shards(shards: Iterable[dict], on_skip: Callable[[SkippedSample], Non
             yield sample
         empty_in_a_row = 0 if got else empty_in_a_row + 1
         if empty_in_a_row >= max_empty:
-            raise ValueError(f"{url}: {empty_in_a_row} shard reads in a row gave no readable sample; "
+            raise BadInput(f"{url}: {empty_in_a_row} shard reads in a row gave no readable sample; "
                              "the shards of this dataset are broken or empty")

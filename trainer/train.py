@@ -83,7 +83,7 @@ def build_label_space(cfg: TrainConfig, table) -> LabelSpace:
             registry = load_taxonomy_set(cfg.taxonomies).registry.labels
             unknown = [k for k in unknown if k not in registry]
         if unknown:
-            raise ValueError(f"held_out_labels: {unknown} are neither registry labels nor in the embedding table")
+            raise BadInput(f"held_out_labels: {unknown} are neither registry labels nor in the embedding table")
     return LabelSpace.from_table(table, [d.name for d in cfg.datasets], held, cfg.taxonomies)
 
 
@@ -128,7 +128,7 @@ def _record_supervision(raw: dict) -> str | None:
         return None
 
 
-class BadSampleLimit(ValueError):
+class BadSampleLimit(BadInput):
     """Too many unreadable samples: the data, not one sample, is broken."""
 
 
