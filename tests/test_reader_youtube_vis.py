@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from tests.support.youtube_vis import CATEGORIES_2019, Track, write_youtube_vis
-from tests.support.layout import shipped, with_changes
 from typer.testing import CliRunner
 
 from pipeline.convert.readers import BadSample, get_reader
+from tests.support.layout import shipped, with_changes
+from tests.support.youtube_vis import CATEGORIES_2019, Track, write_youtube_vis
 
 H, W = 24, 32
 
@@ -89,8 +89,8 @@ def test_unseen_label_test_with_convert_and_eval_alone(tmp_path):
     """Convert the frames, train a tiny model with lizard held out (duck not), and evaluate: the report
     says which of the five labels the model saw."""
     from pipeline.cli import app
-    from trainer.config import TrainConfig
     from tests.support.synthetic import SyntheticSpec, TinyTable, write_synthetic_dataset, write_tiny_table
+    from trainer.config import TrainConfig
     from trainer.train import run_training
 
     tax = shipped("youtube-vis-unseen")

@@ -6,13 +6,12 @@ import io
 import json
 import tarfile
 
-import numpy as np
 import pytest
 
+from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.augment import AugmentParams
 from trainer.config import TrainConfig
 from trainer.stream import Source, StreamSpec, find_shards, iterate_batches, make_loader
-from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.train import BadSampleLimit, run_training
 
 SMALL = AugmentParams(short_edge=40, scale=(0.8, 1.2), crop=(32, 32))
@@ -40,13 +39,14 @@ def corrupt_shards(root, dataset):
     _rewrite(urls[1], members)
     bad_jpeg_key = bad_info.name.split(".")[0]
 
-    data = open(urls[2], "rb").read()
+    with open(urls[2], "rb") as f:
+        data = f.read()
     offsets = []
     with tarfile.open(urls[2]) as tar:
         for m in tar.getmembers():
             offsets.append((m.name, m.offset_data, m.size))
     third = sorted({n.split(".")[0] for n, _, _ in offsets})[2]
-    name, start, size = next(o for o in offsets if o[0].startswith(third))
+    _, start, size = next(o for o in offsets if o[0].startswith(third))
     with open(urls[2], "wb") as f:
         f.write(data[: start + size // 2])  # cut in the middle of that member's bytes
     return {"bad_jpeg": (urls[1], bad_jpeg_key), "truncated": (urls[2], third)}
@@ -62,7 +62,7 @@ def dirty(tmp_path_factory):
 
 def _spec(root, **kw):
     sources = [Source(n, find_shards(root, n, "training")) for n in ("a", "b")]
-    base = dict(batch_size=2, batches=24, augment=SMALL, resampled=False, shuffle_buffer=0)
+    base = {"batch_size": 2, "batches": 24, "augment": SMALL, "resampled": False, "shuffle_buffer": 0}
     base.update(kw)
     return StreamSpec(sources, **base)
 

@@ -3,7 +3,6 @@ across processes (2-process gloo run), no weight decay on the temperature / norm
 HRNet paper config, image corruption, and L_WD's box visibility rule."""
 
 import io
-import json
 import os
 import socket
 from pathlib import Path

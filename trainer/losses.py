@@ -175,7 +175,7 @@ class SentenceLoss(nn.Module):
         index to a column of self.vectors. Returns each loss and their weighted sum ('total')."""
         target = batch["target"].to(emb.device)
         supervision = batch["supervision"].to(emb.device)
-        H, W = target.shape[-2:]
+        W = target.shape[-1]
         out: dict[str, torch.Tensor] = {}
         total = emb.new_zeros(()).float()
         pixel_kinds = [(DENSE, "hd"), (COARSE, "ld")]

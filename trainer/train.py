@@ -229,7 +229,8 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
                 print(f"[ssiw] skipped unreadable sample: {line}", file=sys.stderr, flush=True)
                 if skip_log is None:
                     run_dir.mkdir(parents=True, exist_ok=True)
-                    skip_log = open(run_dir / f"skipped-rank{rank}.jsonl", "a")
+                    # an append-only log kept open for the run (closed after the loop), like losses.csv
+                    skip_log = open(run_dir / f"skipped-rank{rank}.jsonl", "a")  # noqa: SIM115
                 skip_log.write(line + "\n")
                 skip_log.flush()
             images = normalise_images(batch["image"], device)
