@@ -17,6 +17,7 @@ from pipeline.errors import SsiwError
 from pipeline.labelspace import cli as labelspace_cli
 from pipeline.taxonomy import cli as taxonomy_cli
 from trainer import cli as trainer_cli
+from trainer import cli_models
 
 
 class SsiwGroup(TyperGroup):
@@ -52,6 +53,7 @@ app.add_typer(convert_cli.shards_app, name="shards")
 app.command("train")(trainer_cli.train)
 app.command("eval")(trainer_cli.evaluate)
 app.command("segment")(trainer_cli.segment)
+app.command("import-ssiw")(cli_models.import_ssiw)
 
 
 def main() -> None:
