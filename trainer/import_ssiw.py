@@ -58,12 +58,18 @@ def read_label_names(path: Path, count: int) -> list[str]:
 def read_release_state(path: Path) -> dict:
     """The network tensors of their checkpoint, keyed without `module.` / `segmodel.`."""
     import pickle
+    import zipfile
 
     import torch
 
     p = Path(path)
     if not p.is_file():
         raise ReleaseError(f"{p}: checkpoint file not found")
+    with open(p, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive (a legacy pickle before torch 1.6); a truncated zip loses its index.
+    if not zipfile.is_zipfile(p) and not head.startswith(b"\x80"):
+        raise ReleaseError(f"{p}: not a readable PyTorch checkpoint (truncated, or not written by torch.save)")
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)  # tensors and plain containers only
     except pickle.UnpicklingError as e:
@@ -171,18 +177,16 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
 
     state = read_release_state(checkpoint)
     head = state.get("head.linear_pred.weight")
-    if head is None or head.ndim != 4:
-        raise ReleaseError(f"{checkpoint}: no head.linear_pred.weight (the SegFormer head's last layer)")
-    dim = int(head.shape[0])
+    dim = int(head.shape[0]) if head is not None and head.ndim == 4 else 512  # the head's output width
+    with torch.device("meta"):  # shapes only: every tensor comes from their file (and 10x faster)
+        net = build_model("segformer-b5", dim)
+    dropped = check_layout(state, expected_layout(net), checkpoint)
     vectors = read_embeddings(embeddings, dim)
     names = read_label_names(labels, len(vectors)) if labels else universal_names()
     if len(names) != len(vectors):
         raise ReleaseError(f"{embeddings}: {len(vectors)} rows, but the MSeg universal taxonomy has {len(names)} "
                            f"classes; give --labels FILE with one name per row")
 
-    with torch.device("meta"):  # shapes only: every tensor comes from their file (and 10x faster)
-        net = build_model("segformer-b5", dim)
-    dropped = check_layout(state, expected_layout(net), checkpoint)
     result = net.load_state_dict(to_model_state(state, net), strict=True, assign=True)
     assert not result.missing_keys and not result.unexpected_keys
 
