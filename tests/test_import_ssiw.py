@@ -235,3 +235,14 @@ def test_wrong_or_truncated_files_are_refused(release, tmp_path):
         assert not (tmp_path / path.stem / "checkpoints").exists()
     result = CliRunner().invoke(app, ["import-ssiw", str(small), npy, "--out", str(tmp_path / "x")])
     assert "backbone.layer1.weight" in result.output and "tensors missing" in result.output
+
+
+def test_an_imported_run_is_an_init_for_fine_tuning(imported):
+    from trainer.init_from import load_init
+
+    with torch.device("meta"):
+        net = build_model("segformer-b5", 512)
+    loaded = load_init(net, imported, "segformer-b5", 512, "open_clip:ViT-B-32:openai")
+    assert loaded["step"] == 0 and loaded["note"] == ""
+    with pytest.raises(ValueError, match="512-d embeddings .*384-d .*minilm"):
+        load_init(net, imported, "segformer-b5", 384, "minilm")

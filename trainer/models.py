@@ -114,7 +114,11 @@ def _load_partial(module: nn.Module, path: str) -> None:
 
         state = load_file(str(p))
     else:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # an ssiw checkpoint holds more than tensors
+            raise ValueError(f"{p}: not a plain backbone weights file ({type(e).__name__}); to start from an "
+                             f"ssiw run or checkpoint use `init:` instead of `weights:`") from e
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

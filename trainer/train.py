@@ -88,6 +88,12 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     sources = build_sources(cfg, space)
 
     net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
+    if cfg.init and not resume:
+        from trainer.init_from import load_init
+
+        loaded = load_init(net, cfg.init, cfg.model, int(space.vectors.shape[1]), space.encoder)
+        if rank == 0 and progress:
+            print(f"[ssiw] network from {loaded['source']} (step {loaded['step']}){loaded['note']}")
     criterion = SentenceLoss(space.vectors, space.vectors.shape[1], cfg.box_dim, cfg.tau, cfg.ld_quantile,
                              cfg.roi_size, cfg.loss_weights)
     model = _trainee_class()(net, criterion).to(device)
