@@ -3,7 +3,7 @@
 import pytest
 
 from trainer.config import TrainConfig
-from trainer.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
+from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.train import run_training
 
 SIZES = {"a": 4, "b": 4}
