@@ -54,6 +54,7 @@ app.command("train")(trainer_cli.train)
 app.command("eval")(trainer_cli.evaluate)
 app.command("segment")(trainer_cli.segment)
 app.command("import-ssiw")(cli_models.import_ssiw)
+app.command("pseudo-label")(cli_models.pseudo_label)
 
 
 def main() -> None:
