@@ -2,8 +2,8 @@
 
 import pytest
 
-from trainer.config import TrainConfig
 from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
+from trainer.config import TrainConfig
 from trainer.train import run_training
 
 SIZES = {"a": 4, "b": 4}

@@ -25,7 +25,7 @@ import numpy as np
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # OpenCV's copyMakeBorder rounds the float mean colour they pass to the uint8 image's 8 bits.
-PAD_COLOUR = tuple(int(round(m * 255)) for m in IMAGENET_MEAN)  # (124, 116, 104)
+PAD_COLOUR = tuple(round(m * 255) for m in IMAGENET_MEAN)  # (124, 116, 104)
 LOGIT_SCALE = 100.0
 BAND_ROWS = 64  # output rows per band in steps 4-5
 

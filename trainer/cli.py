@@ -111,9 +111,8 @@ def segment(
     """Write a label PNG and a coloured overlay with a legend for each image."""
     from trainer.evaluate import class_names_for
     from trainer.infer import Predictor
-    from trainer.segment import segment_images
-
     from trainer.run_space import own_label_space
+    from trainer.segment import segment_images
 
     if dataset is not None and label:
         raise BadInput("give either --dataset or --label 'name: description', not both")

@@ -129,7 +129,7 @@ def to_model_state(state: dict, net) -> dict:
     own = net.state_dict()
     mapped = respell(authors_to_v4(kept), spelling(k.removeprefix("net.") for k in own))
     mapped = {f"net.{k}": v for k, v in mapped.items()}
-    for name, value in own.items():  # counters the file lacked (see _optional)
+    for name in own:  # counters the file lacked (see _optional)
         if name not in mapped and _optional(name):
             mapped[name] = torch.zeros((), dtype=torch.long)
     return mapped
@@ -172,6 +172,7 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     """Write the run folder `out` (checkpoints/step-0000000.pt, config.json, labels.txt, import.json)."""
     import torch
 
+    from pipeline.convert.tario import write_atomic
     from trainer.checkpoint import save_checkpoint
     from trainer.models import build_model
 
@@ -198,22 +199,16 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     ckpt_state = {"model": net.state_dict(), "criterion": {"log_tau": torch.tensor(math.log(TEMPERATURE))},
                   "step": 0, "epoch": 0, "batch_in_epoch": 0, "config": config, "label_space": label_space}
     out = Path(out)
-    path = save_checkpoint(out / "checkpoints" / "step-0000000.pt", ckpt_state)
     record = {"checkpoint": {"path": str(checkpoint), "bytes": Path(checkpoint).stat().st_size,
                              "sha256": _sha256(Path(checkpoint))},
               "embeddings": {"path": str(embeddings), "bytes": Path(embeddings).stat().st_size,
                              "sha256": _sha256(Path(embeddings)), "rows": k, "dim": dim},
               "labels": str(labels) if labels else "mseg-universal (shipped)",
               "encoder": encoder, "tensors": len(net.state_dict()), "left_out": sorted(dropped)}
-    _write_text(out / "config.json", json.dumps(config, indent=2))
-    _write_text(out / "labels.txt", "\n".join(names) + "\n")
-    _write_text(out / "import.json", json.dumps(record, indent=2))
+    write_atomic(out / "config.json", json.dumps(config, indent=2).encode())
+    write_atomic(out / "labels.txt", ("\n".join(names) + "\n").encode())
+    write_atomic(out / "import.json", json.dumps(record, indent=2).encode())
+    # Last: a checkpoint under its final name marks a finished import (a killed one is simply redone).
+    path = save_checkpoint(out / "checkpoints" / "step-0000000.pt", ckpt_state)
     return {"run_dir": str(out), "checkpoint": str(path), "labels": k, "dim": dim, "left_out": len(dropped)}
 
-
-def _write_text(path: Path, text: str) -> None:
-    import os
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -102,17 +102,18 @@ def plan_from_shards(folder: Path, split: str):
                     f = tf.extractfile(member)
                     entry["record"] = json.loads(f.read()) if f else {}
         for key, entry in samples.items():
-            image = entry.get("record", {}).get("sources", {}).get("image", "")
+            image = entry.get("record", {}).get("sources", {}).get("image") or f"{tar.name}:{key}"
             if "offset" not in entry:
-                yield WorkItem(key, str(tar), None, {"error": "no image member in the shard", "source_image": image})
+                yield WorkItem(key, str(tar), sources={"image": image},
+                               error=f"sample {key}: no image member in the shard")
                 continue
-            yield WorkItem(key, str(tar), None, {"offset": entry["offset"], "size": entry["size"],
-                                                 "ext": entry["ext"], "source_image": image})
+            yield WorkItem(key, str(tar), extra={"offset": entry["offset"], "size": entry["size"], "ext": entry["ext"]},
+                           sources={"image": image})
 
 
 def _image_bytes(item: WorkItem) -> tuple[bytes, str]:
-    if "error" in item.extra:
-        raise BadSample(item.image, f"sample {item.key}: {item.extra['error']}")
+    if item.error:
+        raise BadSample(item.image, item.error)
     if "offset" in item.extra:  # a member of a source shard
         with open(item.image, "rb") as f:
             f.seek(item.extra["offset"])
@@ -142,7 +143,7 @@ class PseudoLabelReader:
 
         for item in get_reader(self.source_tax.format).plan(self.source_tax, Path(root), split):
             rel = str(Path(item.image).relative_to(root)) if Path(item.image).is_relative_to(root) else item.image
-            yield WorkItem(item.key, item.image, None, {"source_image": rel})
+            yield WorkItem(item.key, item.image, sources={"image": item.sources.get("image", rel)})
 
     def read(self, tax: DatasetTaxonomy, item: WorkItem) -> Sample:
         from PIL import Image
@@ -153,7 +154,7 @@ class PseudoLabelReader:
         except Exception as e:  # noqa: BLE001 -- PIL raises many types for corrupt data
             raise BadSample(item.image, f"sample {item.key}: cannot decode the image: {e}") from None
         label = self.labeller.predict(image, tax.ignore_index, tax.label_dtype)
-        sources = {"image": item.extra.get("source_image") or Path(item.image).name}
+        sources = {"image": item.sources.get("image") or Path(item.image).name}
         return Sample(item.key, data, ext, image.shape[1], image.shape[0], label, sources=sources,
                       pseudo_label=self.labeller.source())
 
