@@ -248,3 +248,15 @@ def test_an_imported_run_is_an_init_for_fine_tuning(imported):
     assert loaded["step"] == 0 and loaded["note"] == ""
     with pytest.raises(ValueError, match="512-d embeddings .*384-d .*minilm"):
         load_init(net, imported, "segformer-b5", 384, "minilm")
+
+
+def test_labels_file_overrides_the_names(tmp_path):
+    from trainer.import_ssiw import read_label_names
+
+    (tmp_path / "names.txt").write_text("# my names\nroad\n\nsky\ncar\n")
+    assert read_label_names(tmp_path / "names.txt", 3) == ["road", "sky", "car"]
+    with pytest.raises(ReleaseError, match="names.txt: 3 names, but the embeddings have 194 rows"):
+        read_label_names(tmp_path / "names.txt", 194)
+    (tmp_path / "twice.txt").write_text("road\nroad\n")
+    with pytest.raises(ReleaseError, match="given twice: \\['road'\\]"):
+        read_label_names(tmp_path / "twice.txt", 2)

@@ -144,7 +144,11 @@ def _encode_for_run(specs: list[str], encoder: str, predictor):
     try:
         vectors = encode_labels(labels, encoder)
     except EncoderError as e:
-        raise BadInput(f"--label needs the text encoder this run's labels were embedded with ({encoder}): "
+        hint = ""
+        if encoder.startswith("open_clip:"):
+            model = encoder.split(":")[1] or "ViT-B-32"
+            hint = f" Give its weights with --encoder open_clip:{model}:/path/to/open_clip_pytorch_model.bin."
+        raise BadInput(f"--label needs the text encoder this run's labels were embedded with ({encoder}).{hint} "
                        f"{e}") from e
     dim = predictor.label_space.vectors.shape[1]
     if vectors.shape[1] != dim:
