@@ -8,10 +8,7 @@ from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
-    raise typer.Exit(1)
+from pipeline.errors import BadInput, NotFound
 
 
 def import_ssiw(
@@ -24,14 +21,11 @@ def import_ssiw(
         help="text encoder the embeddings came from, used for --label sentences")] = "open_clip:ViT-B-32:openai",
 ) -> None:
     """Turn the SSIW authors' SegFormer-B5 release into an ssiw run folder (checked tensor by tensor)."""
-    from trainer.import_ssiw import ReleaseError, import_release
+    from trainer.import_ssiw import import_release
 
     if (out / "checkpoints").exists() and any((out / "checkpoints").glob("step-*.pt")):
-        _fail(f"{out}: already holds checkpoints; choose a new --out folder")
-    try:
-        summary = import_release(checkpoint, embeddings, out, labels, encoder)
-    except (ReleaseError, FileNotFoundError) as e:
-        _fail(str(e))
+        raise BadInput(f"{out}: already holds checkpoints; choose a new --out folder")
+    summary = import_release(checkpoint, embeddings, out, labels, encoder)
     typer.echo(f"run folder: {summary['run_dir']} ({summary['labels']} labels, {summary['dim']}-d; "
                f"left out {summary['left_out']} tensors of the auxiliary head and loss)")
     typer.echo(f"try: ssiw segment {summary['run_dir']} photo.jpg --scale 720")
@@ -62,42 +56,39 @@ def pseudo_label(
     from trainer.pseudo_label import Labeller, PseudoLabelReader, output_taxonomy, write_pngs, write_shards
 
     if (shards is None) == (root is None):
-        _fail("give exactly one of --shards or --root")
+        raise BadInput("give exactly one of --shards or --root")
     if (out is None) == (png_dir is None):
-        _fail("give exactly one of --out (shards) or --png-dir (plain label PNGs)")
+        raise BadInput("give exactly one of --out (shards) or --png-dir (plain label PNGs)")
     if taxonomy and label:
-        _fail("give --taxonomy or --label, not both (neither: the run's own label space)")
-    try:
-        state = load_checkpoint(run)
-        run_path = str(Path(run).resolve())
-        space, encoder = _choose_space(state, taxonomy, label, table, taxonomies)
-        out_name = name or taxonomy or f"{dataset}-pseudo"
-        cfg = state["config"]
-        labeller = Labeller(run_path, int(state.get("step", 0)), space, encoder,
-                            int(scale or cfg.get("short_edge", 1080)), confidence, dataset)
-        source_tax = None
-        if root is not None:
-            from pipeline.taxonomy.load import load_taxonomy_set
+        raise BadInput("give --taxonomy or --label, not both (neither: the run's own label space)")
+    state = load_checkpoint(run)
+    run_path = str(Path(run).resolve())
+    space, encoder = _choose_space(state, taxonomy, label, table, taxonomies)
+    out_name = name or taxonomy or f"{dataset}-pseudo"
+    cfg = state["config"]
+    labeller = Labeller(run_path, int(state.get("step", 0)), space, encoder,
+                        int(scale or cfg.get("short_edge", 1080)), confidence, dataset)
+    source_tax = None
+    if root is not None:
+        from pipeline.taxonomy.load import load_taxonomy_set
 
-            source_tax = load_taxonomy_set(taxonomies).dataset(dataset)
-            if split not in source_tax.splits:
-                raise ValueError(f"{dataset}: no split {split!r} (it lists: {', '.join(source_tax.splits)})")
-            images, where = source_tax.splits[split].images, root
-        else:
-            images, where = f"{split}-*.tar", shards / dataset
-            if not sorted(where.glob(images)):
-                raise FileNotFoundError(f"no shards match {where / images}")
-        tax = output_taxonomy(out_name, space, split, images)
-        reader = PseudoLabelReader(labeller, source_tax)
-        if png_dir is not None:
-            summary = write_pngs(reader, tax, where, split, png_dir)
-            typer.echo(f"{summary['folder']}: {summary['written']} label PNGs written, {summary['kept']} kept from "
-                       f"before, {summary['errors']} errors (errors.jsonl); classes.txt lists the {tax.num_classes}"
-                       f" classes, {tax.ignore_index} = below confidence")
-            return
-        result = write_shards(reader, tax, where, split, out, parse_size(shard_size), use_ray=ray)
-    except (FileNotFoundError, KeyError, ValueError) as e:
-        _fail(str(e))
+        source_tax = load_taxonomy_set(taxonomies).dataset(dataset)
+        if split not in source_tax.splits:
+            raise BadInput(f"{dataset}: no split {split!r} (it lists: {', '.join(source_tax.splits)})")
+        images, where = source_tax.splits[split].images, root
+    else:
+        images, where = f"{split}-*.tar", shards / dataset
+        if not sorted(where.glob(images)):
+            raise NotFound(f"no shards match {where / images}")
+    tax = output_taxonomy(out_name, space, split, images)
+    reader = PseudoLabelReader(labeller, source_tax)
+    if png_dir is not None:
+        summary = write_pngs(reader, tax, where, split, png_dir)
+        typer.echo(f"{summary['folder']}: {summary['written']} label PNGs written, {summary['kept']} kept from "
+                   f"before, {summary['errors']} errors (errors.jsonl); classes.txt lists the {tax.num_classes}"
+                   f" classes, {tax.ignore_index} = below confidence")
+        return
+    result = write_shards(reader, tax, where, split, out, parse_size(shard_size), use_ray=ray)
     typer.echo(f"{out / out_name}: {result.shards} shards ({result.shards - result.kept} made now, {result.kept} kept "
                f"from before), {result.written} samples, {result.quarantined} quarantined; supervision coarse, "
                f"{tax.num_classes} classes")
@@ -124,7 +115,7 @@ def _choose_space(state: dict, taxonomy, label, table, taxonomies):
         elif taxonomy in space.columns:
             vectors = space.dataset_vectors(taxonomy)
         else:
-            raise ValueError(f"the run did not train on {taxonomy!r}; give --table with its embeddings "
+            raise BadInput(f"the run did not train on {taxonomy!r}; give --table with its embeddings "
                              f"(encoder {space.encoder})")
         return LabelSpaceChoice(tuple(tax.class_names), vectors, f"taxonomy:{taxonomy}",
                                 tuple(tax.class_labels)), space.encoder

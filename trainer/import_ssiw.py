@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput
+
 # Parts of their file that are not the inference network (after `module.` / `segmodel.` are removed).
 DROPPED_PREFIXES = ("auxi_net.", "head.conv_seg.", "criterion.")
 CLIP_TEXT_ENCODER = "open_clip:ViT-B-32:openai"  # the text tower their 512-d label embeddings came from
@@ -28,7 +30,7 @@ TEMPERATURE = 0.01  # their inference takes softmax(100 x cosine)
 SHOWN = 5  # how many differing names an error lists
 
 
-class ReleaseError(ValueError):
+class ReleaseError(BadInput):
     """A release file that cannot be imported; the message names the file and what is wrong."""
 
 
@@ -172,7 +174,7 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     """Write the run folder `out` (checkpoints/step-0000000.pt, config.json, labels.txt, import.json)."""
     import torch
 
-    from pipeline.convert.tario import write_atomic
+    from pipeline.safe_write import write_bytes_atomic as write_atomic
     from trainer.checkpoint import save_checkpoint
     from trainer.models import build_model
 

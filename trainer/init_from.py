@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import BadInput, NotFound
+
 
 def load_init(net, source: str | Path, model: str, dim: int, table_encoder: str | None = None) -> dict:
     """Load the network weights of `source` into `net` (strictly); returns what was loaded, for the log."""
@@ -17,23 +19,23 @@ def load_init(net, source: str | Path, model: str, dim: int, table_encoder: str 
 
     try:
         state = load_checkpoint(source)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"init: {e}") from e
-    except ValueError as e:
-        raise ValueError(f"init: {e}") from e
+    except NotFound as e:
+        raise NotFound(f"init: {e}") from e
+    except BadInput as e:
+        raise BadInput(f"init: {e}") from e
     theirs = state["config"].get("model")
     if theirs != model:
-        raise ValueError(f"init: {source} holds a {theirs!r} network but the config's model is {model!r}")
+        raise BadInput(f"init: {source} holds a {theirs!r} network but the config's model is {model!r}")
     ls = state["label_space"]
     their_dim = int(np.asarray(ls["vectors"]).shape[1])
     if their_dim != dim:
-        raise ValueError(
+        raise BadInput(
             f"init: {source} outputs {their_dim}-d embeddings (text encoder {ls.get('encoder')}) but the table's "
             f"are {dim}-d ({table_encoder}); embed the new taxonomy with the same encoder")
     try:
         net.load_state_dict(state["model"], strict=True)
     except RuntimeError as e:
-        raise ValueError(f"init: {source} does not fit the configured {model!r} network (width?): {e}") from e
+        raise BadInput(f"init: {source} does not fit the configured {model!r} network (width?): {e}") from e
     note = ""
     if table_encoder and ls.get("encoder") and ls.get("encoder") != table_encoder:
         note = f" (its labels were embedded with {ls.get('encoder')}, the table with {table_encoder})"

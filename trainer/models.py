@@ -117,7 +117,7 @@ def _load_partial(module: nn.Module, path: str) -> None:
         try:
             state = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as e:  # an ssiw checkpoint holds more than tensors
-            raise ValueError(f"{p}: not a plain backbone weights file ({type(e).__name__}); to start from an "
+            raise BadInput(f"{p}: not a plain backbone weights file ({type(e).__name__}); to start from an "
                              f"ssiw run or checkpoint use `init:` instead of `weights:`") from e
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     own = module.state_dict()

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.shard import ShardOptions
+from pipeline.errors import BadInput
 from pipeline.shard_format import IMAGE_EXTS, RECORD, PseudoLabelSource, Supervision, sanitize_key
 from pipeline.taxonomy.schema import ClassEntry, DatasetTaxonomy, SplitSpec
 
@@ -79,6 +80,10 @@ class PseudoOptions(ShardOptions):
 
 
 def output_taxonomy(name: str, space: LabelSpaceChoice, split: str, images: str) -> DatasetTaxonomy:
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
+        raise BadInput(f"--name {name!r}: a dataset name holds lower-case letters, digits, '.', '_' and '-'")
     keys = space.registry_labels or tuple(sanitize_key(n).lower() for n in space.names)
     classes = [ClassEntry(name=n, label=k, raw_id=i) for i, (n, k) in enumerate(zip(space.names, keys))]
     return DatasetTaxonomy(name=name, version="pseudo-label", homepage="", format="pseudo-label",
@@ -177,7 +182,8 @@ def write_pngs(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: Path, spli
     from tqdm import tqdm
 
     from pipeline.convert.encode import encode_label_png
-    from pipeline.convert.tario import is_temp, write_atomic
+    from pipeline.safe_write import remove_stale_temps
+    from pipeline.safe_write import write_bytes_atomic as write_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,11 +192,9 @@ def write_pngs(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: Path, spli
             "label_space": reader.labeller.space.kind, "confidence": reader.labeller.confidence,
             "ignore": tax.ignore_index}
     if stamp.exists() and json.loads(stamp.read_text()).get("labelling") != mine["labelling"]:
-        raise ValueError(f"{out}: holds label PNGs of another run, label space or threshold ({stamp}); "
+        raise BadInput(f"{out}: holds label PNGs of another run, label space or threshold ({stamp}); "
                          f"choose a new --png-dir")
-    for path in out.iterdir():
-        if is_temp(path):
-            path.unlink(missing_ok=True)  # left by a killed run
+    remove_stale_temps(out)  # left by a killed run
     write_atomic(stamp, json.dumps(mine, indent=2).encode())
     write_atomic(out / "classes.txt", ("\n".join(tax.class_names) + "\n").encode())
     items = sorted(reader.plan(tax, Path(root), split), key=lambda it: it.key)
