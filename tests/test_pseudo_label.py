@@ -94,7 +94,7 @@ def test_rerun_keeps_finished_shards_and_redoes_a_missing_one(trained, tmp_path)
     assert f"(0 made now, {len(tars)} kept from before), 8 samples" in again
     data = tars[0].read_bytes()
     tars[0].unlink()
-    (out / "a-pseudo" / (tars[0].name + ".tmp-abc123")).write_bytes(b"half")  # a killed writer's leftover
+    (out / "a-pseudo" / (tars[0].name + ".tmp-0123456789ab")).write_bytes(b"half")  # a killed writer's leftover
     redo = _invoke(*args)
     assert f"(1 made now, {len(tars) - 1} kept from before)" in redo
     assert tars[0].read_bytes() == data  # deterministic
@@ -147,3 +147,15 @@ def test_clear_errors(trained, tmp_path):
     for args, message in cases:
         result = CliRunner().invoke(app, ["pseudo-label", str(run), *map(str, args)])
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_segment_without_dataset_or_label_uses_the_runs_own_space(trained, tmp_path):
+    shards, run = trained
+    sample = next(iter(_samples(sorted((shards / "a").glob("training-*.tar"))).values()))
+    (tmp_path / "x.png").write_bytes(sample.image)
+    result = CliRunner().invoke(app, ["segment", str(run), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    labels = np.asarray(Image.open(tmp_path / "o" / "x.label.png"))
+    gt = np.asarray(Image.open(io.BytesIO(sample.label_png)))
+    assert set(np.unique(labels)) <= {0, 1, 2, 3}  # columns of the run's label space
+    assert (labels == gt).mean() > 0.8 and "class_" in result.output
