@@ -108,6 +108,12 @@ REAL_NAMES = [
             "SegmentationClassContext/2008_000003.png": "",
         },
     ),
+    (
+        "nyudv2-40",
+        "test",
+        [("images/0001.png", "labels40/0001.png", "0001")],
+        {"test.txt": "0001\n", "train.txt": "0002\n", "images/0002.png": "", "labels40/0002.png": ""},
+    ),
     ("camvid", "test", [("test/0001TP_008550.png", "testannot/0001TP_008550.png", "0001TP_008550")], {}),
     (
         "video-png-folder",  # a video dataset shipped as per-frame PNGs (YouTube-VOS style), see video_png_folder

@@ -56,6 +56,8 @@ class TrainConfig(_Strict):
 
     model: Literal["segformer-b5", "hrnet-w48", "resnet18", "tiny"] = "segformer-b5"
     weights: Path | None = Field(default=None, description="local pretrained backbone weights")
+    init: Path | None = Field(
+        default=None, description="start the whole network from this ssiw run folder or checkpoint (fine-tuning)")
     width: int = Field(default=32, ge=4, description="channel width of the tiny / resnet18 heads")
     sync_bn: bool = Field(default=True, description="synchronise batch norm across processes (several processes)")
 
@@ -109,6 +111,8 @@ class TrainConfig(_Strict):
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ValueError(f"datasets listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+        if self.init is not None and self.weights is not None:
+            raise ValueError("give either `init:` (a whole ssiw network) or `weights:` (a backbone), not both")
         if self.scale[0] > self.scale[1]:
             raise ValueError(f"scale range {self.scale} is reversed")
         return self

@@ -39,6 +39,7 @@ class LabelSpace:
     encoder: str | None = None  # the table's text encoder, to embed new label texts alike
     labels: dict[str, list[str]] = field(default_factory=dict)  # dataset -> registry key of each class index
     held_out: list[str] = field(default_factory=list)
+    names: list[str] | None = None  # the table's label key of each column (for label PNGs in this space)
 
     @classmethod
     def from_table(cls, table, datasets: list[str], held_out: list[str] | tuple[str, ...] = (),
@@ -57,22 +58,25 @@ class LabelSpace:
         if rows.size == 0:
             raise BadInput(f"every training class is held out ({sorted(held)}): nothing left to train on")
         vectors = np.asarray(table.vectors, dtype=np.float32)[rows]
+        labels = getattr(table, "labels", None)
+        names = [str(labels[r]) for r in rows] if labels is not None else None
         columns = {name: np.where(kept[name], np.searchsorted(rows, per[name]), -1) for name in datasets}
-        return cls(list(datasets), rows, vectors, columns, getattr(table, "encoder", None), keys, sorted(held))
+        return cls(list(datasets), rows, vectors, columns, table.encoder, keys, sorted(held), names)
 
     def to_dict(self) -> dict:
         """Plain lists and arrays, as the checkpoint's "label_space" entry. It records the labels the
         model was trained on and those held out, so `ssiw eval` can say which labels are zero-shot."""
         return {"datasets": self.datasets, "rows": self.rows, "vectors": self.vectors, "columns": self.columns,
                 "encoder": self.encoder, "class_labels": self.labels, "held_out": self.held_out,
-                "trained_labels": self.trained_labels if self.labels else None}
+                "trained_labels": self.trained_labels if self.labels else None, "names": self.names}
 
     @classmethod
     def from_dict(cls, state: dict) -> LabelSpace:
         return cls(
             list(state["datasets"]), np.asarray(state["rows"]), np.asarray(state["vectors"], dtype=np.float32),
             {name: np.asarray(c) for name, c in state["columns"].items()}, state.get("encoder"),
-            {name: list(k) for name, k in (state.get("class_labels") or {}).items()}, list(state.get("held_out") or []),
+            {name: list(k) for name, k in (state.get("class_labels") or {}).items()},
+            list(state.get("held_out") or []), state.get("names"),
         )
 
     def held_out_classes(self, dataset: str) -> np.ndarray:

@@ -72,9 +72,39 @@ class SegformerEmbed(nn.Module):
             self.net = SegformerForSemanticSegmentation(SegformerConfig(num_labels=dim, **SEGFORMER_B5))
             if weights:
                 _load_partial(self.net.segformer, weights)
+        _mit_layer_norm_eps(self.net)
+        # Checkpoints may use transformers 4 or 5 parameter names: loading respells them to ours.
+        from trainer.segformer_keys import spelling
+
+        self.spelling = spelling(self.net.state_dict().keys())
+        self._register_load_state_dict_pre_hook(self._respell)
+
+    def _respell(self, state_dict, prefix, *_):
+        from trainer.segformer_keys import to_v4, to_v5
+
+        inner = prefix + "net."
+        for key in [k for k in state_dict if k.startswith(inner)]:
+            name = to_v4(key[len(inner):])
+            name = to_v5(name) if self.spelling == "v5" else name
+            if inner + name != key:
+                state_dict[inner + name] = state_dict.pop(key)
 
     def forward(self, x):
         return self.net(pixel_values=x).logits
+
+
+def _mit_layer_norm_eps(net: nn.Module) -> None:
+    """MiT (the SegFormer encoder) uses eps 1e-6 in its block and stage layer norms, 1e-5 in the
+    patch-embedding and key/value-reduction ones; transformers builds them all with 1e-5."""
+    import re
+
+    from trainer.segformer_keys import to_v4
+
+    for name, module in net.named_modules():
+        if isinstance(module, nn.LayerNorm):
+            v4 = to_v4(name + ".")
+            if re.search(r"\.layer_norm_[12]\.$", v4) or re.fullmatch(r"segformer\.encoder\.layer_norm\.\d\.", v4):
+                module.eps = 1e-6
 
 
 def _load_partial(module: nn.Module, path: str) -> None:
@@ -87,7 +117,11 @@ def _load_partial(module: nn.Module, path: str) -> None:
 
         state = load_file(str(p))
     else:
-        state = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # an ssiw checkpoint holds more than tensors
+            raise BadInput(f"{p}: not a plain backbone weights file ({type(e).__name__}); to start from an "
+                             f"ssiw run or checkpoint use `init:` instead of `weights:`") from e
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

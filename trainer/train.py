@@ -151,6 +151,12 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     sources = build_sources(cfg, space)
 
     net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
+    if cfg.init and not resume:
+        from trainer.init_from import load_init
+
+        loaded = load_init(net, cfg.init, cfg.model, int(space.vectors.shape[1]), space.encoder)
+        if rank == 0 and progress:
+            print(f"[ssiw] network from {loaded['source']} (step {loaded['step']}){loaded['note']}")
     if world > 1 and cfg.sync_bn and has_batch_norm(net):
         # 2 images per GPU give batch norm useless statistics; the paper's model syncs them.
         net = convert_sync_batch_norm(net, device.type)
