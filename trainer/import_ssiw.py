@@ -176,6 +176,7 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
 
     from pipeline.safe_write import write_bytes_atomic as write_atomic
     from trainer.checkpoint import save_checkpoint
+    from trainer.labels import LabelSpace
     from trainer.models import build_model
 
     state = read_release_state(checkpoint)
@@ -196,8 +197,9 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     k = len(vectors)
     config = {"name": Path(out).name, "model": "segformer-b5", "width": 32, "short_edge": 720, "crop": [720, 720],
               "inference": "authors", "imported": {"checkpoint": str(checkpoint), "embeddings": str(embeddings)}}
-    label_space = {"datasets": [LABEL_SPACE_NAME], "rows": np.arange(k), "vectors": vectors,
-                   "columns": {LABEL_SPACE_NAME: np.arange(k)}, "encoder": encoder, "names": names}
+    # One column per release row; the checkpoint stores it through the label-space type like any run.
+    label_space = LabelSpace([LABEL_SPACE_NAME], np.arange(k), vectors, {LABEL_SPACE_NAME: np.arange(k)},
+                             encoder, names=list(names)).to_dict()
     ckpt_state = {"model": net.state_dict(), "criterion": {"log_tau": torch.tensor(math.log(TEMPERATURE))},
                   "step": 0, "epoch": 0, "batch_in_epoch": 0, "config": config, "label_space": label_space}
     out = Path(out)
