@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         try:
             rows = importlib.import_module(f"bench.{name}").run()
-        except Exception:  # one broken benchmark must not hide the others; its traceback is printed
+        except Exception:  # noqa: BLE001 -- one broken benchmark must not hide the others; its traceback is printed
             failed += 1
             console.print(f"[red]{name} failed[/red]\n{traceback.format_exc()}")
             continue

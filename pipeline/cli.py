@@ -17,6 +17,7 @@ from pipeline.errors import SsiwError
 from pipeline.labelspace import cli as labelspace_cli
 from pipeline.taxonomy import cli as taxonomy_cli
 from trainer import cli as trainer_cli
+from trainer import cli_models
 
 
 class SsiwGroup(TyperGroup):
@@ -52,6 +53,8 @@ app.add_typer(convert_cli.shards_app, name="shards")
 app.command("train")(trainer_cli.train)
 app.command("eval")(trainer_cli.evaluate)
 app.command("segment")(trainer_cli.segment)
+app.command("import-ssiw")(cli_models.import_ssiw)
+app.command("pseudo-label")(cli_models.pseudo_label)
 
 
 def main() -> None:

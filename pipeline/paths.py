@@ -1,7 +1,8 @@
 """Default locations. Every command takes explicit paths; these are only the defaults.
 
 Outputs (cache/, shards/) are relative to the current directory, like any CLI tool's outputs.
-The shipped taxonomies live beside the package in the repository (editable install).
+The shipped taxonomies are the repository's `taxonomies/` folder; a wheel or `pip install .` carries a
+copy inside the package as `pipeline/shipped_taxonomies/` (see setup.py), found from any directory.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Only an installed (non-editable) package has this folder; a checkout or editable install uses the repo's.
+PACKAGED_TAXONOMIES = Path(__file__).resolve().parent / "shipped_taxonomies"
 
 
 def default_taxonomy_dir() -> Path:
-    """The shipped taxonomy folder, or $SSIW_TAXONOMIES when set."""
-    return Path(os.environ.get("SSIW_TAXONOMIES", REPO_ROOT / "taxonomies"))
+    """$SSIW_TAXONOMIES when set, else the shipped taxonomy folder (package data, or the repository's)."""
+    if "SSIW_TAXONOMIES" in os.environ:
+        return Path(os.environ["SSIW_TAXONOMIES"])
+    if PACKAGED_TAXONOMIES.is_dir():
+        return PACKAGED_TAXONOMIES
+    return REPO_ROOT / "taxonomies"
 
 
 def default_cache_dir() -> Path:
@@ -22,6 +29,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SSIW_CACHE", "cache"))
 
 
-def default_shard_dir() -> Path:
-    """Where shards go ($SSIW_SHARDS or ./shards)."""
-    return Path(os.environ.get("SSIW_SHARDS", "shards"))
+def default_shard_dir() -> Path | str:
+    """Where shards go ($SSIW_SHARDS, which may be an s3:// URL, or ./shards)."""
+    from pipeline.storage import as_location
+
+    return as_location(os.environ.get("SSIW_SHARDS", "shards"))

@@ -88,7 +88,7 @@ def _start_private(num_cpus: int | None) -> None:
                 _node_ip_address=LOOPBACK,
             )
             break
-        except Exception as e:  # noqa: BLE001 -- Ray raises a bare Exception for this one
+        except Exception as e:  # Ray raises a bare Exception for this one
             # Ray gives its raylet a fixed 30 s to register; a busy machine can miss it once.
             if "timed out during startup" not in str(e):
                 raise
@@ -162,7 +162,7 @@ def _join(address: str) -> float:
     import ray.exceptions
 
     # Ray before 2.52 has no token authentication (nor this exception).
-    AuthenticationError = getattr(ray.exceptions, "AuthenticationError", ())  # noqa: N806
+    AuthenticationError = getattr(ray.exceptions, "AuthenticationError", ())
 
     how = (
         "give this process the cluster's token as Ray documents it: RAY_AUTH_TOKEN=<token>, or "

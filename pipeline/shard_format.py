@@ -59,6 +59,20 @@ def sanitize_key(text: str) -> str:
     return key
 
 
+class PseudoLabelSource(BaseModel):
+    """Who made a pseudo-labelled sample's label PNG (`ssiw pseudo-label`), and in which label space."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run: str  # the checkpoint that predicted it
+    step: int
+    labels: list[str]  # name of each class index
+    label_space: str  # "taxonomy:NAME", "labels" (--label sentences) or "run" (the run's own)
+    encoder: str | None  # text encoder of the label embeddings
+    confidence: float  # pixels whose top probability was not above it are ignore
+    from_dataset: str  # the dataset whose images were labelled
+
+
 class ShardRecord(BaseModel):
     """KEY.json: every field shards/README.md lists, nothing else."""
 
@@ -75,10 +89,15 @@ class ShardRecord(BaseModel):
     boxes: list[list[int]] | None  # [x0, y0, x1, y1, class_index], box supervision only
     box_embedding_encoder: str | None  # the open_clip spec when KEY.boxemb.npy is present
     sources: dict[str, str]  # role ("image", "annotation") -> file name, relative to the dataset root
+    pseudo_label: PseudoLabelSource | None = None  # only in `ssiw pseudo-label` output
 
     def to_json(self) -> bytes:
-        # Sorted keys and json's default separators: the bytes every shard so far was written with.
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        # Sorted keys and json's default separators: the bytes every shard so far was written with
+        # (pseudo_label appears only when set, so converted shards keep their bytes).
+        data = self.model_dump(mode="json")
+        if data["pseudo_label"] is None:
+            del data["pseudo_label"]
+        return json.dumps(data, sort_keys=True).encode()
 
 
 def box_embeddings_bytes(vectors: np.ndarray) -> bytes:
@@ -147,7 +166,10 @@ def parse_sample(raw: dict) -> ShardSample:
     if BOX_EMBEDDINGS in raw:
         import numpy as np
 
-        vectors = np.load(io.BytesIO(raw[BOX_EMBEDDINGS])).astype(np.float32)
+        try:
+            vectors = np.load(io.BytesIO(raw[BOX_EMBEDDINGS])).astype(np.float32)
+        except (ValueError, OSError, EOFError) as e:  # truncated or not an .npy at all
+            raise SampleError(key, f"{BOX_EMBEDDINGS} cannot be read: {e}") from None
         n = len(record.boxes or [])
         if vectors.ndim != 2 or vectors.shape[0] != n:
             raise SampleError(key, f"{BOX_EMBEDDINGS} has shape {vectors.shape}, expected [{n}, D]")

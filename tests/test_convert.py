@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.convert_fakes import TOY_READER, H, W, make_toy_dataset, toy_taxonomy
 from PIL import Image
+from support.convert_fakes import TOY_READER, H, W, make_toy_dataset, toy_taxonomy
 
 from pipeline.convert.order import in_shard_order
 from pipeline.convert.plan import parse_size, plan_split
@@ -316,17 +316,6 @@ def test_missing_root_and_split_give_helpful_errors(toy_root: Path, tmp_path: Pa
         convert_split(tax, TOY_READER, toy_root, "test", tmp_path / "out", shard_bytes=SMALL)
     with pytest.raises(ConvertError, match=r"val/images not found"):
         convert_split(tax, TOY_READER, toy_root, "val", tmp_path / "out", shard_bytes=SMALL)
-
-
-@pytest.fixture
-def ray_toy(ray_session):
-    """Ray workers cannot import this test folder: send the toy reader's module by value."""
-    import support.convert_fakes as convert_fakes
-    import ray.cloudpickle
-
-    ray.cloudpickle.register_pickle_by_value(convert_fakes)
-    yield ray_session
-    ray.cloudpickle.unregister_pickle_by_value(convert_fakes)
 
 
 def test_ray_run_gives_the_same_bytes(ray_toy, toy_root: Path, tmp_path: Path, reference):

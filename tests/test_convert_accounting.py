@@ -26,7 +26,6 @@ from pipeline.convert.shard import ShardOptions, StrictStop
 from pipeline.taxonomy.load import dataset_paths, load_dataset_file
 
 
-
 def invoke(*args) -> object:
     return CliRunner().invoke(app, ["convert", *[str(a) for a in args]], catch_exceptions=False)  # the real command
 
@@ -385,7 +384,7 @@ def test_coco_panoptic_image_without_annotation_entry_is_reported(real_fixtures,
             src=src / "panoptic_examples" / f"{image.stem}.png",
         )
     meta = json.loads((src / "panoptic_examples.json").read_text())
-    first = sorted((src / "images").glob("*.jpg"))[0]
+    first = min((src / "images").glob("*.jpg"))
     shutil.copyfile(first, tmp_path / spec.images / "000000999999.jpg")
     meta["images"].append({**meta["images"][0], "id": 999999, "file_name": "000000999999.jpg"})
     (tmp_path / spec.index).parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.convert_fakes import TOY_READER, make_toy_dataset
 from PIL import Image
+from support.convert_fakes import TOY_READER, make_toy_dataset
 from typer.testing import CliRunner
 
 from pipeline.cli import app  # the real command, with its one handler of user-facing errors

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.labelspace_fixtures import load_small_taxonomy, shared_minilm, write_taxonomy
 from PIL import Image
+from support.labelspace_fixtures import load_small_taxonomy, shared_minilm, write_taxonomy
 
 from pipeline.embed.run import embed_labels
 from pipeline.embed.table import EmbeddingTable, LookupRow, load_table

@@ -108,9 +108,15 @@ REAL_NAMES = [
             "SegmentationClassContext/2008_000003.png": "",
         },
     ),
+    (
+        "nyudv2-40",
+        "test",
+        [("images/0001.png", "labels40/0001.png", "0001")],
+        {"test.txt": "0001\n", "train.txt": "0002\n", "images/0002.png": "", "labels40/0002.png": ""},
+    ),
     ("camvid", "test", [("test/0001TP_008550.png", "testannot/0001TP_008550.png", "0001TP_008550")], {}),
     (
-        "youtube-vis-unseen",
+        "video-png-folder",  # a video dataset shipped as per-frame PNGs (YouTube-VOS style), see video_png_folder
         "valid",
         [
             ("JPEGImages/0062f687f1/00000.jpg", "Annotations/0062f687f1/00000.png", "0062f687f1_00000"),
@@ -174,7 +180,7 @@ REAL_NAMES = [
 )
 def test_real_release_names_pair_and_key(tmp_path, name, split, pairs, extra):
     """Planning needs only names: empty files laid out as the release does must pair one to one."""
-    tax = shipped(name)
+    tax = video_png_folder(tmp_path) if name == "video-png-folder" else shipped(name)
     for rel in [p for pair in pairs for p in pair[:2]]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
@@ -221,9 +227,16 @@ def test_index_reports_listed_ids_without_image_or_label(tmp_path):
     assert reader.read(tax, items[listed[1]]).label is not None  # the rest still converts
 
 
+def video_png_folder(tmp_path, **changes):
+    """The unseen-label taxonomy as per-frame index PNGs in video folders (png_folder), the layout the
+    YouTube-VIS YAML had before it read the release's instances JSON (format youtube_vis)."""
+    layout = {"images": "JPEGImages/*/*.jpg", "annotations": "Annotations/*/*.png"}
+    base = {"format": "png_folder", "format_options": {"mode": "index"}, "splits": {"valid": layout}}
+    return with_changes(shipped("youtube-vis-unseen"), tmp_path, **{**base, **changes})
+
+
 def test_index_bare_id_in_two_folders_is_refused(tmp_path):
-    tax = with_changes(
-        shipped("youtube-vis-unseen"),
+    tax = video_png_folder(
         tmp_path,
         splits={
             "valid": {

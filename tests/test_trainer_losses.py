@@ -55,6 +55,10 @@ def test_ld_keeps_pixels_at_or_below_the_70th_percentile_per_image():
     assert np.percentile(np.arange(1, 11), 70) == pytest.approx(7.3)
     expected = (sum(range(1, 8)) + 10 + 20) / (7 + 2)
     assert ld_loss(loss, valid, 0.7).item() == pytest.approx(expected)
+    # Equation 4's normaliser is the kept-pixel count: not the valid pixels (13), not H x W (20).
+    assert ld_loss(loss, valid, 0.7).item() != pytest.approx((sum(range(1, 8)) + 10 + 20) / 13)
+    assert ld_loss(loss[:1], valid[:1], 0.7).item() == pytest.approx(4.0)  # 1..7 kept
+    assert ld_loss(loss[1:], valid[1:], 0.7).item() == pytest.approx(15.0)  # 10, 20 kept; 30 and the ignored 99 not
     assert ld_loss(loss, valid, 1.0).item() == pytest.approx((55 + 60) / 13)
 
 

@@ -1,5 +1,7 @@
-"""Decode one shard sample and augment it as the paper does: short edge to a base size, random
-scale, random crop, flip, colour jitter and blur. Boxes move with the image.
+"""Decode one shard sample and augment it: short edge to a base size, random crop, flip, colour
+jitter, blur and (optionally) image corruption, as the paper does. The random rescale on top of the
+short-edge resize (`scale`) is ours, not the paper's; set scale to (1, 1) to leave it out. Boxes
+move with the image; a box stays a training box (L_WD) only while enough of it is in the crop.
 
 Speed: only the crop window is resampled (PIL's resize with `box=`), and JPEGs are decoded at a
 reduced scale (Image.draft) when the target is at most half the original size.
@@ -26,15 +28,24 @@ class AugmentParams:
     blur_prob: float = 0.2
     blur_radius: tuple[float, float] = (0.1, 2.0)
     draft: bool = True
+    box_min_visible: float = 0.5  # keep a box only when at least this share of its area is in the crop
+    corruption_prob: float = 0.0  # chance of one image corruption per sample (see trainer/corrupt.py)
+    corruption_kinds: tuple[str, ...] = ()
+    corruption_severity: tuple[int, int] = (1, 3)
 
 
 def _label_array(key: str, data: bytes, ignore_index: int, box, out_size) -> np.ndarray:
     from PIL import Image
 
-    label = Image.open(io.BytesIO(data))
-    if label.mode not in ("L", "I;16", "I;16B", "I", "P"):
-        raise SampleError(key, f"label PNG has mode {label.mode}; expected L or I;16")
-    label = label.resize(out_size, Image.NEAREST, box=box)
+    try:
+        label = Image.open(io.BytesIO(data))
+        mode = label.mode
+        if mode in ("L", "I;16", "I;16B", "I", "P"):
+            label = label.resize(out_size, Image.NEAREST, box=box)
+    except Exception as e:  # PIL raises several types for corrupt files
+        raise SampleError(key, f"label PNG cannot be decoded: {e}") from e
+    if mode not in ("L", "I;16", "I;16B", "I", "P"):
+        raise SampleError(key, f"label PNG has mode {mode}; expected L or I;16")
     arr = np.asarray(label).astype(np.int64)
     arr[arr == ignore_index] = -1  # one ignore value (-1) across datasets from here on
     return arr
@@ -82,6 +93,11 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
             image = enhancer(image).enhance(rng.uniform(1 - p.jitter, 1 + p.jitter))
     if p is not None and rng.random() < p.blur_prob:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*p.blur_radius)))
+    if p is not None and p.corruption_prob > 0 and p.corruption_kinds and rng.random() < p.corruption_prob:
+        from trainer.corrupt import corrupt
+
+        kind = p.corruption_kinds[int(rng.integers(len(p.corruption_kinds)))]
+        image = corrupt(image, kind, int(rng.integers(p.corruption_severity[0], p.corruption_severity[1] + 1)), rng)
 
     img = np.zeros((crop_h, crop_w, 3), dtype=np.uint8)  # pad small images with black / ignore
     img[:ch, :cw] = np.asarray(image)
@@ -89,7 +105,7 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     if sample.label_png is not None:
         target[:ch, :cw] = _label_array(key, sample.label_png, sample.record.ignore_index, src, (cw, ch))
 
-    boxes, classes, box_targets = _boxes(sample, f, x, y, cw, ch)
+    boxes, classes, box_targets = _boxes(sample, f, x, y, cw, ch, p.box_min_visible if p is not None else 0.0)
     if do_flip:
         img, target = img[:, ::-1], target[:, ::-1]
         if len(boxes):
@@ -101,14 +117,19 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     }
 
 
-def _boxes(sample: ShardSample, f, x, y, cw, ch):
-    """Boxes scaled and shifted into the crop, clipped; boxes that leave the crop are dropped."""
+def _boxes(sample: ShardSample, f, x, y, cw, ch, min_visible: float = 0.5):
+    """Boxes scaled and shifted into the crop, clipped. A box stays only when at least `min_visible`
+    of its area is inside the crop: its L_WD target describes the whole box, so a box mostly cut
+    away would teach the crop's few pixels what the rest of the object looks like."""
     arr = np.asarray(sample.record.boxes or [], dtype=np.float64).reshape(-1, 5)
     targets = sample.box_embeddings
     xy = arr[:, :4] * f - np.array([x, y, x, y])
+    full = (xy[:, 2] - xy[:, 0]).clip(min=0) * (xy[:, 3] - xy[:, 1]).clip(min=0)
     xy[:, [0, 2]] = xy[:, [0, 2]].clip(0, cw)
     xy[:, [1, 3]] = xy[:, [1, 3]].clip(0, ch)
+    visible = (xy[:, 2] - xy[:, 0]) * (xy[:, 3] - xy[:, 1])
     keep = ((xy[:, 2] - xy[:, 0]) >= 1) & ((xy[:, 3] - xy[:, 1]) >= 1)
+    keep &= visible >= min_visible * np.maximum(full, 1e-9)
     return (
         xy[keep].astype(np.float32),
         arr[keep, 4].astype(np.int64),

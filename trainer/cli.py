@@ -57,7 +57,7 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
     dataset: Annotated[str, typer.Option(help="taxonomy to evaluate on (its labels are embedded, zero-shot)")],
     root: Annotated[Path | None, typer.Option(help="dataset root, read through its format reader")] = None,
-    shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
+    shards: Annotated[str | None, typer.Option(help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
     table: Annotated[Path | None, typer.Option(help="embedding table (needed for datasets not trained on)")] = None,
     split: Annotated[str, typer.Option(help="split name")] = "validation",
     scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: the training one)")] = None,
@@ -95,25 +95,31 @@ def evaluate(
 def segment(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
     images: Annotated[list[Path], typer.Argument(help="images to label")],
-    dataset: Annotated[str | None, typer.Option(help="use this taxonomy's labels")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="use this taxonomy's labels (default, with no --label either: the run's own label space)")] = None,
     label: Annotated[list[str] | None, typer.Option(help="'name: description', repeatable")] = None,
     table: Annotated[Path | None, typer.Option(help="embedding table for --dataset")] = None,
     encoder: Annotated[str | None, typer.Option(help="text encoder for --label (default: the table's)")] = None,
-    scale: Annotated[int | None, typer.Option(help="short edge (default: the training one)")] = None,
+    scale: Annotated[int | None, typer.Option(
+        help="short edge (default: the training one; 720 for an imported SSIW release)")] = None,
     sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
+    confidence: Annotated[float | None, typer.Option(
+        help="pixels whose top probability is not above this become 255 (the SSIW release used 0.5)")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("segment-out"),
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
     """Write a label PNG and a coloured overlay with a legend for each image."""
-    from pipeline.embed.adhoc import encode_labels, parse_labels
     from trainer.evaluate import class_names_for
     from trainer.infer import Predictor
+    from trainer.run_space import own_label_space
     from trainer.segment import segment_images
 
-    if (dataset is None) == (not label):
-        raise BadInput("give either --dataset or one or more --label 'name: description'")
+    if dataset is not None and label:
+        raise BadInput("give either --dataset or --label 'name: description', not both")
     predictor = Predictor.from_checkpoint(checkpoint)
-    if dataset:
+    if not dataset and not label:
+        names, vectors = own_label_space(predictor.label_space, taxonomies)
+    elif dataset:
         tab = None
         if table is not None:
             from trainer.train import load_embedding_table
@@ -122,9 +128,30 @@ def segment(
         vectors = predictor.vectors_for(dataset, tab)
         names = class_names_for(dataset, len(vectors), taxonomies)
     else:
-        labels = parse_labels(label)
-        names, vectors = [x.name for x in labels], encode_labels(labels, encoder or predictor.encoder or "minilm")
+        names, vectors = _encode_for_run(label, encoder or predictor.encoder or "minilm", predictor)
     written = segment_images(predictor, images, vectors, names, out,
-                             [scale or int(predictor.config.get("short_edge", 1080))], sliding)
+                             [scale or int(predictor.config.get("short_edge", 1080))], sliding, confidence)
     for w in written:
         typer.echo(f"{w['image']}: {w['overlay']} ({', '.join(w['classes'])})")
+
+
+def _encode_for_run(specs: list[str], encoder: str, predictor):
+    """--label sentences in the run's text encoder; without its weights, say what is needed."""
+    from pipeline.embed.adhoc import encode_labels, parse_labels
+    from pipeline.embed.encoders import EncoderError
+
+    labels = parse_labels(specs)
+    try:
+        vectors = encode_labels(labels, encoder)
+    except EncoderError as e:
+        hint = ""
+        if encoder.startswith("open_clip:"):
+            model = encoder.split(":")[1] or "ViT-B-32"
+            hint = f" Give its weights with --encoder open_clip:{model}:/path/to/open_clip_pytorch_model.bin."
+        raise BadInput(f"--label needs the text encoder this run's labels were embedded with ({encoder}).{hint} "
+                       f"{e}") from e
+    dim = predictor.label_space.vectors.shape[1]
+    if vectors.shape[1] != dim:
+        raise BadInput(f"--encoder {encoder} gives {vectors.shape[1]}-d vectors but this run uses {dim}-d ones "
+                         f"(its encoder: {predictor.encoder})")
+    return [x.name for x in labels], vectors

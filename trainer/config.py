@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePath
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import BadInput, NotFound
 
@@ -22,30 +22,64 @@ class DatasetEntry(_Strict):
         default=None, description="override the shards' supervision for pixel labels (ablations: L_HD vs L_LD)")
 
 
+class Corruption(_Strict):
+    """Image corruption (the paper's noise, blur, compression and the like): with probability
+    `prob`, one kind drawn uniformly at a severity drawn from `severity` (1..5)."""
+
+    prob: float = Field(default=0.0, ge=0, le=1)
+    kinds: list[Literal["gaussian_noise", "gaussian_blur", "jpeg", "pixelate", "motion_blur"]] = Field(
+        default_factory=lambda: ["gaussian_noise", "gaussian_blur", "jpeg", "pixelate", "motion_blur"])
+    severity: tuple[int, int] = (1, 3)
+
+    @model_validator(mode="after")
+    def _check(self) -> Corruption:
+        lo, hi = self.severity
+        if not 1 <= lo <= hi <= 5:
+            raise ValueError(f"severity {self.severity} must be a range within 1..5")
+        if self.prob > 0 and not self.kinds:
+            raise ValueError("prob > 0 but no kinds")
+        return self
+
+
 class TrainConfig(_Strict):
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name under out_dir")
     out_dir: Path = Path("runs")
-    shards: Path = Field(description="folder holding <dataset>/<split>-NNNNNN.tar")
+    # A string, not a Path: Path would fold "s3://" into "s3:/". Paths given in code are accepted.
+    shards: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, PurePath) else v)] = Field(
+        description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
     datasets: list[DatasetEntry] = Field(min_length=1)
     table: Path | None = Field(default=None, description="embedding table parquet (pipeline.embed.table)")
+    taxonomies: Path | None = Field(default=None, description="taxonomy folder (default: the shipped one)")
+    held_out_labels: list[str] = Field(
+        default_factory=list, description="registry label keys never trained on: their pixels become ignore and "
+        "their boxes are dropped in every training dataset, and they leave the softmax (zero-shot tests)")
 
     model: Literal["segformer-b5", "hrnet-w48", "resnet18", "tiny"] = "segformer-b5"
     weights: Path | None = Field(default=None, description="local pretrained backbone weights")
+    init: Path | None = Field(
+        default=None, description="start the whole network from this ssiw run folder or checkpoint (fine-tuning)")
     width: int = Field(default=32, ge=4, description="channel width of the tiny / resnet18 heads")
+    sync_bn: bool = Field(default=True, description="synchronise batch norm across processes (several processes)")
 
     crop: tuple[int, int] = (640, 640)
     short_edge: int = Field(default=1080, ge=16)
-    scale: tuple[float, float] = (0.5, 2.0)
+    scale: tuple[float, float] = Field(
+        default=(0.5, 2.0), description="random rescale on top of the short-edge resize: ours, not the paper's")
     flip: bool = True
     jitter: float = Field(default=0.3, ge=0, lt=1)
     blur_prob: float = Field(default=0.2, ge=0, le=1)
+    corruption: Corruption = Field(default_factory=Corruption)
+    box_min_visible: float = Field(
+        default=0.5, ge=0, le=1, description="L_WD keeps a box only when this share of its area is in the crop")
 
     batch_size: int = Field(default=8, ge=1, description="per process, before accumulation")
     accumulate: int = Field(default=1, ge=1)
     steps: int = Field(default=160_000, ge=1, description="optimizer steps")
     epoch_samples: int = Field(default=20_000, ge=1, description="samples per epoch, over all processes")
+    optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(default=6e-5, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD only")
+    weight_decay: float = Field(default=0.01, ge=0, description="not applied to the temperature, norms and biases")
     poly_power: float = Field(default=1.0, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
 
@@ -56,6 +90,9 @@ class TrainConfig(_Strict):
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     box_dim: int | None = Field(default=None, description="dimension of KEY.boxemb.npy targets (default: C)")
     roi_size: int = Field(default=7, ge=1)
+    loss_chunk_pixels: int = Field(
+        default=4_000_000, ge=1024, description="label scores are upsampled and scored this many (label x pixel) "
+        "values at a time, recomputed in the backward pass: memory stays bounded with 700+ labels")
 
     seed: int = 0
     amp: bool = True
@@ -65,12 +102,17 @@ class TrainConfig(_Strict):
     resampled: bool = True
     checkpoint_every: int = Field(default=2000, ge=1)
     log_every: int = Field(default=10, ge=1)
+    max_bad_fraction: float = Field(
+        default=0.001, ge=0, le=1, description="stop with an error once the samples skipped as unreadable exceed "
+        "this share of the samples read (the first one never stops a run)")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
             raise ValueError(f"datasets listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+        if self.init is not None and self.weights is not None:
+            raise ValueError("give either `init:` (a whole ssiw network) or `weights:` (a backbone), not both")
         if self.scale[0] > self.scale[1]:
             raise ValueError(f"scale range {self.scale} is reversed")
         return self

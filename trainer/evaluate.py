@@ -29,14 +29,14 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
-def samples_from_shards(shard_dir: Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     import webdataset as wds
 
     from trainer.augment import decode_sample
-    from trainer.stream import find_shards
+    from trainer.stream import find_shards, tar_samples
 
     urls = find_shards(shard_dir, dataset, split)
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples())
+    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), *tar_samples())
     for i, raw in enumerate(pipeline):
         if limit is not None and i >= limit:
             return
@@ -76,6 +76,39 @@ def class_names_for(dataset: str, k: int, taxonomies: Path | None = None) -> lis
     return [f"class {i}" for i in range(k)]
 
 
+def eval_class_labels(dataset: str, k: int, table=None, label_space=None,
+                      taxonomies: Path | None = None) -> list[str] | None:
+    """Registry label key of each evaluated class: from the taxonomy, else the table, else the
+    checkpoint's own record of a training dataset; None when none of them knows the dataset."""
+    try:
+        from pipeline.taxonomy.load import load_taxonomy_set
+
+        keys = load_taxonomy_set(taxonomies).dataset(dataset).class_labels
+        if len(keys) == k:
+            return list(keys)
+    except (KeyError, ValueError, FileNotFoundError):
+        pass
+    if table is not None:
+        from trainer.labels import class_label_keys
+
+        try:
+            keys = class_label_keys(table, dataset, taxonomies)
+            if len(keys) == k:
+                return keys
+        except (KeyError, ValueError, FileNotFoundError):
+            pass
+    keys = label_space.labels.get(dataset) if label_space is not None else None
+    return list(keys) if keys is not None and len(keys) == k else None
+
+
+def seen_in_training(names: list[str], keys: list[str] | None, label_space) -> dict[str, bool] | None:
+    """Class name -> whether the checkpoint trained on its label (None: the checkpoint predates the record)."""
+    if not label_space.labels or keys is None:
+        return None
+    trained = set(label_space.trained_labels)
+    return {name: key in trained for name, key in zip(names, keys)}
+
+
 def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray | None = None, table=None,
                         single_scale: int | None = None, multi_scales=(480, 720, 1080), sliding: bool = False,
                         flip: bool = False, predictor: Predictor | None = None,
@@ -99,7 +132,10 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
     if n == 0:
         raise BadInput(f"no evaluation samples found for {dataset}")
     names = class_names_for(dataset, k, taxonomies)
-    results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "sliding": sliding, "flip": flip}
+    keys = eval_class_labels(dataset, k, table, pred.label_space, taxonomies)
+    results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "sliding": sliding, "flip": flip,
+               "seen_in_training": seen_in_training(names, keys, pred.label_space),
+               "held_out_in_training": list(pred.label_space.held_out)}
     for m, scales in modes.items():
         if not scales:
             continue
@@ -110,6 +146,17 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
             "per_class": {names[i]: (None if np.isnan(iou[i]) else float(iou[i])) for i in range(k)},
         }
     return results
+
+
+def seen_summary(results: dict) -> str:
+    """One line: which evaluated labels the model was trained on (not zero-shot) and which not."""
+    seen = results.get("seen_in_training")
+    if seen is None:
+        return "labels seen in training: unknown (the checkpoint does not record its training labels)"
+    yes = [n for n, s in seen.items() if s]
+    no = [n for n, s in seen.items() if not s]
+    return (f"labels seen in training ({len(yes)}): {', '.join(yes) or 'none'}; "
+            f"unseen, zero-shot ({len(no)}): {', '.join(no) or 'none'}")
 
 
 def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
@@ -135,7 +182,9 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         cells = [results[m]["per_class"][name] for m in modes]
         table.add_row(name, *("-" if c is None else f"{100 * c:.1f}" for c in cells))
     table.add_row("[bold]mIoU", *(f"[bold]{100 * results[m]['miou']:.1f}" for m in modes))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(seen_summary(results))
 
     fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(names)), 4))
     width = 0.8 / len(modes)

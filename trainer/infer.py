@@ -35,8 +35,14 @@ class Predictor:
         state = load_checkpoint(path)
         cfg = state["config"]
         space = LabelSpace.from_dict(state["label_space"])
-        net = build_model(cfg["model"], space.vectors.shape[1], None, cfg.get("width", 32))
-        net.load_state_dict(state["model"])
+        dim = int(space.vectors.shape[1])
+        if cfg["model"] == "segformer-b5":  # every tensor comes from the file: skip the slow random init
+            with torch.device("meta"):
+                net = build_model(cfg["model"], dim, None, cfg.get("width", 32))
+            net.load_state_dict(state["model"], assign=True)
+        else:
+            net = build_model(cfg["model"], dim, None, cfg.get("width", 32))
+            net.load_state_dict(state["model"])
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         net.to(dev).eval()
         log_tau = float(state["criterion"]["log_tau"])

@@ -27,8 +27,10 @@ def overlay_with_legend(image: np.ndarray, labels: np.ndarray, names: list[str],
     from PIL import Image, ImageDraw
 
     colours = palette(len(names))
-    blend = (image * (1 - alpha) + colours[labels] * alpha).astype(np.uint8)
-    present = [int(c) for c in np.unique(labels)]
+    known = labels < len(names)  # the rest is the ignore value of a confidence cut: left uncoloured
+    blend = np.where(known[..., None], image * (1 - alpha) + colours[np.where(known, labels, 0)] * alpha,
+                     image).astype(np.uint8)
+    present = [int(c) for c in np.unique(labels[known])]
     row = 18
     legend_w = 12 + max((len(names[c]) for c in present), default=4) * 7 + 30
     canvas = Image.new("RGB", (blend.shape[1] + legend_w, max(blend.shape[0], row * len(present) + 10)), "white")
@@ -43,8 +45,12 @@ def overlay_with_legend(image: np.ndarray, labels: np.ndarray, names: list[str],
 
 
 def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: list[str], out_dir: Path,
-                   scales: list[int], sliding: bool = False) -> list[dict]:
+                   scales: list[int], sliding: bool = False, cut: float | None = None) -> list[dict]:
+    """Label PNG values are columns of `vectors` (rows of the label space), or the ignore value
+    (255, or 65535 above 255 labels) where the top probability is not above `cut`."""
     from PIL import Image
+
+    from trainer.run_space import label_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     window = tuple(predictor.config.get("crop", (640, 640))) if sliding else None
@@ -54,12 +60,15 @@ def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: li
             image = np.asarray(Image.open(path).convert("RGB"))
         except Exception as e:  # PIL raises many types for a missing, foreign or corrupt file
             raise BadInput(f"{path}: cannot read image: {e}") from e
-        labels = predictor.predict(image, vectors, scales, window)
+        if len(scales) == 1:
+            labels = label_image(predictor, image, vectors, scales[0], window, cut)
+        else:
+            labels = predictor.predict(image, vectors, scales, window)
         dtype = np.uint8 if len(names) <= 255 else np.uint16
         label_path = out_dir / f"{Path(path).stem}.label.png"
         overlay_path = out_dir / f"{Path(path).stem}.overlay.png"
         _save_png(Image.fromarray(labels.astype(dtype)), label_path)
         _save_png(overlay_with_legend(image, labels, names), overlay_path)
-        present = [names[c] for c in np.unique(labels)]
+        present = [names[c] if c < len(names) else "(below confidence)" for c in np.unique(labels)]
         written.append({"image": str(path), "label": str(label_path), "overlay": str(overlay_path), "classes": present})
     return written

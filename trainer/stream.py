@@ -1,15 +1,24 @@
 """The mixed training stream: one WebDataset pipeline per dataset, mixed into batches by ratio.
 
+Balance: the slots of each *global* batch (batch size x ranks) are given to datasets by ratio, then
+cut into one slice per rank, so every optimizer step sees every dataset in its share whenever the
+global batch has room (the paper: 2 images per GPU, 80 GPUs, 9 datasets).
+
 Determinism (for --resume): every batch has a global index j within an epoch. Its dataset counts
 come from a fixed sequence, and each sample's augmentation draws from an rng seeded by
 (seed, epoch, rank, j, position). Skipping the first k batches therefore only reads raw tar
 members, never decodes them. Raw samples come from per-(rank, worker) shard streams, so the same
 number of loader workers gives the same batches.
+
+Bad samples: a sample that cannot be decoded is replaced in its batch by a blank one (black image,
+every pixel ignored, no boxes), which adds nothing to any loss. The batch keeps its size, so ranks
+stay in step and a resumed run skips the same raw samples without decoding them. Each batch carries
+the samples it skipped (`skipped`) and how many raw samples it read (`read`), for the trainer's
+accounting and limit.
 """
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +28,7 @@ import numpy as np
 from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
 from trainer.augment import AugmentParams, decode_sample
+from trainer.tar_samples import SkippedSample, expand_shards
 
 # Raw samples (encoded bytes) held per dataset per loader worker. Shards are random samples of their
 # split (the converter writes them in seeded random order), so the buffer mostly mixes shards read
@@ -34,20 +44,40 @@ class Source:
     ratio: float = 1.0
     rows: np.ndarray | None = None  # label-table row of each class index
     supervision: str | None = None  # treat pixel labels as "dense" or "coarse" whatever the shards say
+    held_out: np.ndarray | None = None  # class indices whose pixels become ignore and whose boxes are dropped
 
 
 def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
-    """The tars of one dataset split, e.g. shards/ade20k-150/training-000000.tar."""
-    pattern = str(Path(shard_dir) / dataset / f"{split}-*.tar")
-    urls = sorted(glob.glob(pattern))
+    """The tars of one dataset split, e.g. shards/ade20k-150/training-000000.tar or s3://bucket/prefix/..."""
+    from pipeline import storage
+
+    shard_dir = storage.as_location(shard_dir)
+    urls = [str(u) for u in storage.glob(shard_dir, f"{dataset}/{split}-*.tar")]
     if not urls:
-        raise NotFound(f"no shards match {pattern}")
+        raise NotFound(f"no shards match {storage.join(shard_dir, dataset, f'{split}-*.tar')}")
     return urls
 
 
-def batch_counts(ratios: list[float], batch_size: int) -> Iterator[list[int]]:
-    """Samples per dataset for batch 0, 1, 2, ...: each sample slot goes to the dataset furthest
-    behind its share, so every batch is as close to the ratios as integers allow."""
+def _open_shards(sources: Iterator[dict]) -> Iterator[dict]:
+    """webdataset stage: open each shard URL, local or in object storage, through fsspec (pipeline.storage)."""
+    from pipeline import storage
+
+    for source in sources:
+        with storage.open_read(source["url"]) as stream:
+            yield {**source, "stream": stream}
+
+
+def tar_samples() -> list:
+    """webdataset stages from shard URLs to raw samples (dict of member bytes per key)."""
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    return [_open_shards, tar_file_expander, group_by_keys]
+
+
+def slot_sequence(ratios: list[float], slots: int) -> Iterator[list[int]]:
+    """Dataset index of each of `slots` sample slots for batch 0, 1, 2, ...: each slot goes to the
+    dataset furthest behind its share, so every batch is as close to the ratios as integers allow
+    and consecutive slots cycle through the datasets."""
     r = np.asarray(ratios, dtype=np.float64)
     if (r < 0).any() or r.sum() <= 0:
         raise BadInput(f"dataset ratios must be non-negative with a positive sum, got {ratios}")
@@ -55,32 +85,45 @@ def batch_counts(ratios: list[float], batch_size: int) -> Iterator[list[int]]:
     given = np.zeros(len(r))
     n = 0
     while True:
-        counts = [0] * len(r)
-        for _ in range(batch_size):
+        order = []
+        for _ in range(slots):
             n += 1
             d = int(np.argmax(n * r - given))
             given[d] += 1
-            counts[d] += 1
-        yield counts
+            order.append(d)
+        yield order
+
+
+def batch_counts(ratios: list[float], batch_size: int, world: int = 1, rank: int = 0) -> Iterator[list[int]]:
+    """Samples per dataset in this rank's batch 0, 1, 2, ...: the global batch (batch_size x world
+    slots) is balanced as a whole, and rank r takes slots r*batch_size .. (r+1)*batch_size - 1."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside a world of {world}")
+    for order in slot_sequence(ratios, batch_size * world):
+        mine = order[rank * batch_size : (rank + 1) * batch_size]
+        yield np.bincount(mine, minlength=len(ratios)).tolist()
 
 
 def _mix_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
 
 
-def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int) -> Iterator[dict]:
-    """Endless raw samples (bytes per member) of one dataset for this rank and worker."""
+def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int,
+                on_skip=None) -> Iterator[dict]:
+    """Endless raw samples (bytes per member) of one dataset for this rank and worker. Unreadable
+    tar members are reported to on_skip (a SkippedSample) and the stream goes on."""
     import random
 
     import webdataset as wds
 
+    report = on_skip or (lambda skipped: None)
     if resampled:
         # Each (rank, worker) draws shards with its own seed: no split needed, no epoch boundary.
         shards = wds.ResampledShards(urls, seed=seed, worker_seed=lambda: 0, deterministic=True)
         stages = [shards]
     else:
         stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
-    stages += [wds.tarfile_to_samples()]
+    stages += [lambda src: expand_shards(src, report, max_empty=3 * len(urls) + 10)]
     if shuffle_buffer > 1:
         stages.append(wds.shuffle(shuffle_buffer, initial=min(shuffle_buffer, 16), rng=random.Random(seed)))
     pipeline = wds.DataPipeline(*stages)
@@ -91,6 +134,28 @@ def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int
             yield sample
         if empty:
             raise NotFound(f"shards yield no samples for this worker: {urls[:3]}")
+
+
+def blank_sample(key: str, source: str, crop: tuple[int, int]) -> dict:
+    """Stands in for a sample that could not be decoded: black, every pixel ignored, no boxes."""
+    h, w = crop
+    return {"key": key, "dataset": source, "source": source, "supervision": "dense",
+            "image": np.zeros((h, w, 3), np.uint8), "target": np.full((h, w), -1, np.int64),
+            "boxes": np.zeros((0, 4), np.float32), "box_classes": np.zeros(0, np.int64), "box_targets": None}
+
+
+def drop_held_out(sample: dict, held: np.ndarray | None) -> dict:
+    """Held-out classes leave no trace in the targets: their pixels become ignore, their boxes go."""
+    if held is None or len(held) == 0:
+        return sample
+    target = sample["target"]
+    target[np.isin(target, held)] = -1
+    keep = ~np.isin(sample["box_classes"], held)
+    if not keep.all():
+        sample["boxes"], sample["box_classes"] = sample["boxes"][keep], sample["box_classes"][keep]
+        if sample["box_targets"] is not None:
+            sample["box_targets"] = sample["box_targets"][keep]
+    return sample
 
 
 def collate(samples: list[dict], names: list[str], rows: dict[str, np.ndarray | None]) -> dict:
@@ -107,6 +172,8 @@ def collate(samples: list[dict], names: list[str], rows: dict[str, np.ndarray | 
         "box_targets": [None if s["box_targets"] is None else torch.from_numpy(s["box_targets"]) for s in samples],
         "keys": [s["key"] for s in samples],
         "datasets": [s["source"] for s in samples],
+        "skipped": [],  # SkippedSample.as_dict() of the samples this batch could not use
+        "read": len(samples),  # raw samples read for this batch, bad ones included
     }
 
 
@@ -125,6 +192,7 @@ class StreamSpec:
     seed: int = 0
     epoch: int = 0
     rank: int = 0
+    world: int = 1
     skip_batches: int = 0
     resampled: bool = True
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER
@@ -134,33 +202,43 @@ def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> 
     """This worker's share of batches j = worker, worker + num_workers, ... of the epoch."""
     names = [s.name for s in spec.sources]
     rows = {s.name: s.rows for s in spec.sources}
+    tar_skips: list[SkippedSample] = []  # filled by the raw streams as they meet broken tars
     streams = [
         raw_samples(s.urls, _mix_seed(spec.seed, spec.epoch, spec.rank, worker, d), spec.resampled,
-                    spec.shuffle_buffer)
+                    spec.shuffle_buffer, tar_skips.append)
         for d, s in enumerate(spec.sources)
     ]
-    counts_seq = batch_counts([s.ratio for s in spec.sources], spec.batch_size)
+    counts_seq = batch_counts([s.ratio for s in spec.sources], spec.batch_size, spec.world, spec.rank)
     for j in range(spec.batches):
         counts = next(counts_seq)
         if j % num_workers != worker:
             continue
+        tar_skips.clear()
         raws = [(d, next(streams[d])) for d, c in enumerate(counts) for _ in range(c)]
         if j < spec.skip_batches:
-            continue  # resume: the raw samples are consumed, not decoded
-        samples = []
+            continue  # resume: the raw samples are consumed, not decoded (their skips were counted before)
+        samples, skipped = [], [t.as_dict() for t in tar_skips]
         for i, (d, raw) in enumerate(raws):
             rng = np.random.default_rng(_mix_seed(spec.seed, spec.epoch, spec.rank, j, i))
-            s = decode_sample(raw, rng, spec.augment)
+            try:
+                s = decode_sample(raw, rng, spec.augment)
+            except SampleError as e:
+                key = raw.get("__key__", "?")
+                skipped.append(SkippedSample(raw.get("__url__", "?"), key, str(e)).as_dict())
+                samples.append(blank_sample(key, names[d], spec.augment.crop))
+                continue
             s["source"] = names[d]
             override = spec.sources[d].supervision
             if override and s["supervision"] != override:
-                if s["supervision"] is Supervision.box:
+                if s["supervision"] is Supervision.box:  # a config error, not a bad sample: stop
                     raise SampleError(s["key"], f"box samples cannot be trained as {override!r}")
                 s["supervision"] = override
             if s["dataset"] and s["dataset"] != names[d]:
                 raise SampleError(s["key"], f"record says dataset {s['dataset']!r} but it came from {names[d]!r}'s shards")
-            samples.append(s)
-        yield collate(samples, names, rows)
+            samples.append(drop_held_out(s, spec.sources[d].held_out))
+        batch = collate(samples, names, rows)
+        batch["skipped"], batch["read"] = skipped, len(raws) + len(tar_skips)
+        yield batch
 
 
 class MixedStream(_iterable_base()):

@@ -1,4 +1,4 @@
-"""`ssiw convert` and `ssiw shards stats`. Heavy imports stay inside the functions."""
+"""`ssiw convert`, `ssiw shards stats` and `ssiw shards preview`. Heavy imports stay inside the functions."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def convert(
     dataset: str | None = typer.Argument(None, help="dataset name (its taxonomy YAML's `name`)"),
     root: Path | None = typer.Option(None, "--root", help="the dataset's root folder, as downloaded"),
     split: str | None = typer.Option(None, "--split", help="one split (default: every split in the YAML)"),
-    out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
+    out: str | None = typer.Option(None, "--out", help="shard folder or s3://bucket/prefix [default: ./shards or $SSIW_SHARDS]"),
     taxonomies: Path | None = typer.Option(None, "--taxonomies", help="taxonomy folder [default: shipped]"),
     no_ray: bool = typer.Option(False, "--no-ray", help="run in this process instead of as Ray tasks"),
     ray_address: str | None = typer.Option(
@@ -55,6 +55,7 @@ def convert(
     from rich.console import Console
     from rich.table import Table
 
+    from pipeline import storage
     from pipeline.convert.boxemb import box_embedder, parse_spec
     from pipeline.convert.manifest import quarantine_path
     from pipeline.convert.plan import parse_size
@@ -72,7 +73,7 @@ def convert(
     taxset = load_taxonomy_set(taxonomies)
     taxes = [taxset.dataset(name) for name, _ in jobs]
 
-    out_dir = Path(out) if out else default_shard_dir()
+    out_dir = storage.as_location(out) if out else default_shard_dir()
     options = ShardOptions(strict=strict, box_embeddings=box_embeddings)
     console = Console()
     results = []
@@ -118,7 +119,7 @@ def convert(
     console.print(f"written {written} samples, quarantined {quarantined}", soft_wrap=True)
     for r in results:
         if r.quarantined:  # the real files, one a line, so they can be copied
-            console.print(f"  {r.quarantined} quarantined: {quarantine_path(out_dir / r.dataset, r.split)}",
+            console.print(f"  {r.quarantined} quarantined: {quarantine_path(storage.join(out_dir, r.dataset), r.split)}",
                           soft_wrap=True, highlight=False)
 
 
@@ -142,8 +143,8 @@ def _present_splits(tax, root: Path, console) -> list[str]:
 
 @shards_app.command("stats")
 def stats(
-    out: Path | None = typer.Option(None, "--out", help="shard folder [default: ./shards or $SSIW_SHARDS]"),
-    png: Path | None = typer.Option(None, "--png", help="bar chart [default: <out>/stats.png]"),
+    out: str | None = typer.Option(None, "--out", help="shard folder or s3:// URL [default: ./shards or $SSIW_SHARDS]"),
+    png: str | None = typer.Option(None, "--png", help="bar chart, a path or URL [default: <out>/stats.png]"),
     taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
     top: int = typer.Option(25, "--top", min=0, help="classes shown per dataset (0: all)"),
 ) -> None:
@@ -151,10 +152,11 @@ def stats(
     from rich.console import Console
     from rich.table import Table
 
+    from pipeline import storage
     from pipeline.convert import stats as st
     from pipeline.paths import default_shard_dir
 
-    out_dir = Path(out) if out else default_shard_dir()
+    out_dir = storage.as_location(out) if out else default_shard_dir()
     manifests = st.load_manifests(out_dir)
     per_split = st.dataset_table(out_dir, manifests)
     per_class = st.class_table(manifests)
@@ -179,6 +181,36 @@ def stats(
         console.print(t)
         if len(shown) < len(rows):
             console.print(f"  ({len(rows) - len(shown)} more classes; --top 0 shows all)")
-    png_path = png or out_dir / "stats.png"
+    png_path = storage.as_location(png) if png else storage.join(out_dir, "stats.png")
     st.plot(per_split, per_class, names, png_path, top or 10**6)
     console.print(f"bar chart: {png_path}")
+
+
+@shards_app.command("preview")
+def preview(
+    datasets: list[str] | None = typer.Argument(None, help="datasets to show [default: every converted one]"),
+    html: Path = typer.Option(Path("preview.html"), "--html", help="the page to write (one self-contained file)"),
+    n: int = typer.Option(24, "--n", min=1, help="samples shown per dataset"),
+    out: str | None = typer.Option(None, "--out", help="shard folder or s3:// URL [default: ./shards or $SSIW_SHARDS]"),
+    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
+    cache: Path | None = typer.Option(None, "--cache", help="description cache folder [default: ./cache or $SSIW_CACHE]"),
+) -> None:
+    """One HTML page per shard folder: samples with label maps or boxes drawn, legend, class histogram, quarantine."""
+    from pipeline import storage
+    from pipeline.convert import preview as pv
+    from pipeline.errors import UnknownName
+    from pipeline.paths import default_cache_dir, default_shard_dir
+    from pipeline.safe_write import write_text_atomic
+
+    shard_dir = storage.as_location(out) if out else default_shard_dir()
+    available = pv.dataset_names(shard_dir)
+    if not available:
+        raise NotFound(f"no manifests under {shard_dir}: run `ssiw convert` first")
+    unknown = [d for d in datasets or [] if d not in available]
+    if unknown:
+        raise UnknownName(f"no shards for {', '.join(unknown)} under {shard_dir} (converted: {', '.join(available)})")
+    texts = pv.class_texts(taxonomies, cache or default_cache_dir())
+    previews = [pv.preview_dataset(shard_dir, d, n, texts) for d in datasets or available]
+    write_text_atomic(Path(html), pv.render_html(previews, str(shard_dir)))
+    shown = sum(len(p.thumbs) for p in previews)
+    typer.echo(f"wrote {html}: {len(previews)} dataset(s), {shown} samples")

@@ -127,6 +127,7 @@ def encode_sample(
         dataset=tax.name, split=split, supervision=tax.supervision, width=sample.width, height=sample.height,
         num_classes=tax.num_classes, ignore_index=tax.ignore_index, classes_present=present, boxes=boxes,
         box_embedding_encoder=box_encoder if box_embeddings is not None else None, sources=sample.sources,
+        pseudo_label=sample.pseudo_label,
     )
     members = sample_members(sample.key, sample.image_ext, sample.image_bytes, record, label_png, box_embeddings)
     row = {

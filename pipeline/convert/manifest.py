@@ -7,22 +7,23 @@ however many times the job was killed and resumed.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from pipeline import storage
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.shard import read_part
+from pipeline.errors import NotFound
 from pipeline.safe_write import atomic_path, write_text_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 INDEX_FILE = "index.parquet"
 
 
-def manifest_path(out_ds: Path, split: str) -> Path:
-    return out_ds / f"{split}.manifest.parquet"
+def manifest_path(out_ds: storage.Location, split: str) -> storage.Location:
+    return storage.join(out_ds, f"{split}.manifest.parquet")
 
 
-def quarantine_path(out_ds: Path, split: str) -> Path:
-    return out_ds / f"{split}.quarantine.jsonl"
+def quarantine_path(out_ds: storage.Location, split: str) -> storage.Location:
+    return storage.join(out_ds, f"{split}.quarantine.jsonl")
 
 
 def _manifest_schema():
@@ -46,14 +47,14 @@ def _manifest_schema():
     )
 
 
-def _write_parquet(table, final: Path) -> None:
+def _write_parquet(table, final: storage.Location) -> None:
     import pyarrow.parquet as pq
 
     with atomic_path(final) as tmp:
         pq.write_table(table, tmp)
 
 
-def assemble_split(out_ds: Path, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan]) -> tuple[int, int]:
+def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan]) -> tuple[int, int]:
     """Write `<split>.manifest.parquet` and `<split>.quarantine.jsonl`; returns (written, quarantined)."""
     import pyarrow as pa
 
@@ -73,12 +74,12 @@ def assemble_split(out_ds: Path, tax: DatasetTaxonomy, split: str, plans: list[S
     return len(rows), len(quarantine)
 
 
-def build_index(out_dir: Path) -> Path:
+def build_index(out_dir: storage.Location) -> storage.Location:
     """shards/index.parquet: one row per (dataset, split, shard) over every manifest under out_dir."""
     import polars as pl
 
-    manifests = sorted(Path(out_dir).glob("*/*.manifest.parquet"))
-    frames = [pl.read_parquet(p) for p in manifests]
+    manifests = storage.glob(out_dir, "*/*.manifest.parquet")
+    frames = [storage.read_parquet(p) for p in manifests]
     columns = {"dataset": pl.Utf8, "split": pl.Utf8, "shard": pl.Utf8, "supervision": pl.Utf8,
                "samples": pl.UInt32, "bytes": pl.Int64}
     if frames:
@@ -88,10 +89,15 @@ def build_index(out_dir: Path) -> Path:
             .agg(pl.col("supervision").first(), pl.len().alias("samples"))
             .sort(["dataset", "split", "shard"])
         )
-        sizes = [(Path(out_dir) / d / s).stat().st_size for d, s in zip(index["dataset"], index["shard"])]
+        # One listing per dataset folder: a HEAD per shard is slow on an object store.
+        listings = {d: storage.list_files(storage.join(out_dir, d)) for d in set(index["dataset"])}
+        missing = [storage.join(out_dir, d, s) for d, s in zip(index["dataset"], index["shard"]) if s not in listings[d]]
+        if missing:
+            raise NotFound(f"shards listed in a manifest are missing: {missing[:3]}")
+        sizes = [listings[d][s] for d, s in zip(index["dataset"], index["shard"])]
         index = index.with_columns(pl.Series("bytes", sizes, dtype=pl.Int64))
     else:
         index = pl.DataFrame(schema=columns)
-    final = Path(out_dir) / INDEX_FILE
+    final = storage.join(out_dir, INDEX_FILE)
     _write_parquet(index.select(list(columns)).cast(columns).to_arrow(), final)
     return final

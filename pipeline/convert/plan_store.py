@@ -29,8 +29,18 @@ SHARDS_FILE = "shards.json"  # per shard: [first row group, number of row groups
 BATCH = 16_384  # rows per row group
 
 
-def plan_folder(out_ds: Path, split: str) -> Path:
-    return Path(out_ds) / PLAN_DIR / split
+def plan_folder(out_ds, split: str) -> Path:
+    """Beside the output on a filesystem. For an object-store output the plan stays on the driver's
+    local disk ($SSIW_PLAN_DIR, else the temp folder): tasks memory-map it, which needs a file, so with
+    an s3:// output every Ray node must see that folder (one node, or a shared mount)."""
+    from pipeline import storage
+
+    if not storage.is_remote(out_ds):
+        return Path(out_ds) / PLAN_DIR / split
+    import tempfile
+
+    base = Path(os.environ.get("SSIW_PLAN_DIR") or tempfile.gettempdir()) / "ssiw-plans"
+    return base / hashlib.sha256(str(out_ds).encode()).hexdigest()[:16] / split
 
 
 def _gather_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import storage
 from pipeline.convert import plan_store
 from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
 from pipeline.convert.plan import ShardPlan, plan_split
@@ -83,18 +84,18 @@ def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
             )
 
 
-def prepare(out_ds: Path, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
+def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
     """Remove this split's stale temps and shards beyond the plan; return the shards still to do."""
     # Only this split's names: another job may be converting another split into the same folder.
     finals = (manifest_path(out_ds, split), quarantine_path(out_ds, split))
-    ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(f.name) for f in finals)]))
+    ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(storage.name(f)) for f in finals)]))
     remove_stale_temps(out_ds, ours)
-    remove_stale_temps(out_ds / PARTS_DIR, ours)
+    remove_stale_temps(storage.join(out_ds, PARTS_DIR), ours)
     # Every job rewrites the shared index at its end, in seconds: an hour-old temp of it is dead.
-    remove_stale_temps(out_ds.parent, re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
+    remove_stale_temps(storage.parent(out_ds), re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
     for index, path in split_files(out_ds, split):
         if index >= len(plans):
-            path.unlink(missing_ok=True)
+            storage.remove(path)
     return [p for p in plans if not is_complete(out_ds, p)]
 
 
@@ -113,10 +114,21 @@ def _run_in_process(tax, reader, todo, out_dir, options, bar) -> None:
         bar.update(plan.count)
 
 
+def _storage_env(out_dir) -> dict:
+    """For an object-store output, the driver's AWS_* settings (endpoint, credentials, region), passed to
+    the tasks so workers write where the driver would; nodes' own settings apply to anything not set here."""
+    import os
+
+    if not storage.is_remote(out_dir):
+        return {}
+    forwarded = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    return {"runtime_env": {"env_vars": forwarded}} if forwarded else {}
+
+
 def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -> None:
     import ray
 
-    task = ray.remote(num_cpus=1)(convert_shard)
+    task = ray.remote(num_cpus=1, **_storage_env(out_dir))(convert_shard)
     tax_ref, reader_ref = ray.put(tax), ray.put(reader)
     # Keep a bounded number of tasks in flight so a 2M-image plan is not all in the object store at
     # once; --workers caps it exactly (on a shared cluster, that is this job's share of it).
@@ -145,7 +157,7 @@ def convert_split(
     reader: Reader,
     root: Path,
     split: str,
-    out_dir: Path,
+    out_dir: storage.Location,
     *,
     shard_bytes: int,
     options: ShardOptions | None = None,
@@ -159,8 +171,10 @@ def convert_split(
     options = options or ShardOptions()
     start = time.perf_counter()
     check_inputs(tax, root, split)
-    out_dir = Path(out_dir).resolve()
-    out_ds = out_dir / tax.name
+    if storage.is_remote(out_dir) and not storage.bucket_exists(out_dir):
+        raise ConvertError(f"{out_dir}: no such bucket, or these credentials cannot see it (AWS_* variables, ~/.aws)")
+    out_dir = out_dir if storage.is_remote(out_dir) else Path(out_dir).resolve()
+    out_ds = storage.join(out_dir, tax.name)
     # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
     # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
     store = plan_folder(out_ds, split)
@@ -168,7 +182,7 @@ def convert_split(
     if not plans:
         plan_store.remove(store)
         raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
-    out_ds.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out_ds)
     todo = prepare(out_ds, split, plans)
     total = sum(p.count for p in plans)
     with tqdm(

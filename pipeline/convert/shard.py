@@ -3,7 +3,8 @@
 The tar is written under `<final>.tmp-<random>` and renamed when complete; then the shard's part
 (manifest rows + quarantine entries + fingerprint) is written the same way. A shard counts as done
 only when its part exists, matches the plan's fingerprint and its tar has the recorded size, so a
-kill at any moment leaves either a finished shard or one that the next run redoes.
+kill at any moment leaves either a finished shard or one that the next run redoes. The output may be
+an object-store URL (s3://...): pipeline.safe_write publishes there with the same guarantee.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from pipeline import storage
 from pipeline.convert.encode import encode_sample
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
@@ -50,41 +51,43 @@ class ShardFailed(RuntimeError):
     shard. Not an SsiwError: the CLI shows its traceback."""
 
 
-def tar_path(out_ds: Path, name: str) -> Path:
-    return out_ds / f"{name}.tar"
+def tar_path(out_ds: storage.Location, name: str) -> storage.Location:
+    return storage.join(out_ds, f"{name}.tar")
 
 
-def part_path(out_ds: Path, name: str) -> Path:
-    return out_ds / PARTS_DIR / f"{name}.json"
+def part_path(out_ds: storage.Location, name: str) -> storage.Location:
+    return storage.join(out_ds, PARTS_DIR, f"{name}.json")
 
 
-def read_part(out_ds: Path, name: str) -> dict | None:
+def read_part(out_ds: storage.Location, name: str) -> dict | None:
     try:
-        return json.loads(part_path(out_ds, name).read_text())
+        return json.loads(storage.read_text(part_path(out_ds, name)))
     except (OSError, ValueError):
         return None
 
 
-def is_complete(out_ds: Path, plan: ShardPlan) -> bool:
+def is_complete(out_ds: storage.Location, plan: ShardPlan) -> bool:
     part = read_part(out_ds, plan.name)
     if part is None or part.get("fingerprint") != plan.fingerprint:
         return False
     if not part["samples"]:
         return True  # every sample was quarantined: no tar
     try:
-        return tar_path(out_ds, plan.name).stat().st_size == part["tar_bytes"]
+        return storage.size(tar_path(out_ds, plan.name)) == part["tar_bytes"]
     except OSError:
         return False
 
 
 def convert_shard(
-    tax: DatasetTaxonomy, reader: Reader, plan: ShardPlan, out_dir: Path, options: ShardOptions
+    tax: DatasetTaxonomy, reader: Reader, plan: ShardPlan, out_dir: storage.Location, options: ShardOptions
 ) -> dict:
-    """Read, encode and write one shard; returns a short summary (the part itself is on disk)."""
-    out_ds = Path(out_dir) / tax.name
-    out_ds.mkdir(parents=True, exist_ok=True)
+    """Read, encode and write one shard; returns a short summary (the part itself is written too)."""
+    out_ds = storage.join(out_dir, tax.name)
+    storage.makedirs(out_ds)
     final = tar_path(out_ds, plan.name)
-    tmp = temp_path(final)
+    shard_name = storage.name(final)
+    tmp = temp_path(final)  # beside the final; in the local temp folder for an object store
+    tar_bytes = 0
     embed = None
     if options.box_embeddings and tax.supervision.value == "box":
         from pipeline.convert.boxemb import box_embedder
@@ -111,30 +114,31 @@ def convert_shard(
                 writer = DeterministicTarWriter(tmp)
             for name, data in encoded.members:
                 writer.add(name, data)
-            rows.append({**encoded.row, "shard": final.name})
+            rows.append({**encoded.row, "shard": shard_name})
         if writer is not None:
             writer.close()
+            tar_bytes = tmp.stat().st_size
             publish(tmp, final)
         else:
-            final.unlink(missing_ok=True)  # left by an earlier plan of this shard
+            storage.remove(final)  # left by an earlier plan of this shard
     except SsiwError:  # --strict, or a problem with the taxonomy's options: the user's to fix
         raise
     except Exception as e:  # anything else gets the shard and sample named, its traceback kept
         where = f" at {item.key} ({item.image})" if item is not None else ""
-        raise ShardFailed(f"shard {tax.name}/{final.name} failed{where}: {type(e).__name__}: {e}") from e
+        raise ShardFailed(f"shard {tax.name}/{shard_name} failed{where}: {type(e).__name__}: {e}") from e
     finally:
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
     part = {
-        "shard": final.name,
+        "shard": shard_name,
         "fingerprint": plan.fingerprint,
-        "tar_bytes": final.stat().st_size if rows else 0,
+        "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,
     }
     write_bytes_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
-    return {"shard": final.name, "items": plan.count, "written": len(rows), "quarantined": len(quarantine)}
+    return {"shard": shard_name, "items": plan.count, "written": len(rows), "quarantined": len(quarantine)}
 
 
 def shard_file_pattern(split: str) -> re.Pattern:
@@ -142,14 +146,13 @@ def shard_file_pattern(split: str) -> re.Pattern:
     return re.compile(rf"{re.escape(split)}-(\d{{6}})\.(tar|json)")
 
 
-def split_files(out_ds: Path, split: str) -> list[tuple[int, Path]]:
+def split_files(out_ds: storage.Location, split: str) -> list[tuple[int, storage.Location]]:
     """This split's finished shard tars and parts, with their shard index."""
     pattern = shard_file_pattern(split)
     found = []
-    for folder in (out_ds, out_ds / PARTS_DIR):
-        if folder.is_dir():
-            for p in folder.iterdir():
-                m = pattern.fullmatch(p.name)
-                if m:
-                    found.append((int(m.group(1)), p))
-    return sorted(found)
+    for folder in (out_ds, storage.join(out_ds, PARTS_DIR)):
+        for file_name in storage.list_files(folder):
+            m = pattern.fullmatch(file_name)
+            if m:
+                found.append((int(m.group(1)), storage.join(folder, file_name)))
+    return sorted(found, key=lambda f: (f[0], str(f[1])))

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import storage
 from pipeline.convert.manifest import INDEX_FILE, quarantine_path
 from pipeline.errors import NotFound
 
 
-def load_manifests(out_dir: Path):
+def load_manifests(out_dir: storage.Location):
     import polars as pl
 
-    paths = sorted(Path(out_dir).glob("*/*.manifest.parquet"))
+    paths = storage.glob(out_dir, "*/*.manifest.parquet")
     if not paths:
         raise NotFound(f"no manifests under {out_dir}: run `ssiw convert` first")
-    return pl.concat([pl.read_parquet(p) for p in paths])
+    return pl.concat([storage.read_parquet(p) for p in paths])
 
 
-def dataset_table(out_dir: Path, manifests):
+def dataset_table(out_dir: storage.Location, manifests):
     """One row per (dataset, split): shards, samples, GB, quarantined."""
     import polars as pl
 
-    index = pl.read_parquet(Path(out_dir) / INDEX_FILE)
+    index = storage.read_parquet(storage.join(out_dir, INDEX_FILE))
     per_split = (
         index.group_by(["dataset", "split"])
         .agg(pl.col("supervision").first(), pl.len().alias("shards"), pl.col("bytes").sum())
@@ -30,8 +31,8 @@ def dataset_table(out_dir: Path, manifests):
     )
     quarantined = []
     for d, s in zip(per_split["dataset"], per_split["split"]):
-        q = quarantine_path(Path(out_dir) / d, s)
-        quarantined.append(sum(1 for _ in q.open()) if q.exists() else 0)
+        q = quarantine_path(storage.join(out_dir, d), s)
+        quarantined.append(len(storage.read_text(q).splitlines()) if storage.exists(q) else 0)
     return per_split.with_columns(pl.Series("quarantined", quarantined))
 
 
@@ -66,7 +67,7 @@ def class_names(taxonomies: Path | None) -> dict[str, list[str]]:
     return {name: tax.class_names for name, tax in taxset.datasets.items()}
 
 
-def plot(per_split, per_class, names: dict[str, list[str]], png: Path, top: int) -> None:
+def plot(per_split, per_class, names: dict[str, list[str]], png: storage.Location, top: int) -> None:
     """Samples per dataset, then the `top` most frequent classes of each dataset (images containing)."""
     import matplotlib
     import polars as pl

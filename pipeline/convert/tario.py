@@ -16,10 +16,11 @@ class DeterministicTarWriter:
     """Appends members to a tar file with fixed metadata (mtime 0, uid/gid 0, no names, 0644)."""
 
     def __init__(self, path: Path):
-        self._file = open(path, "wb")
+        self._file = open(path, "wb")  # noqa: SIM115 -- open for the writer's lifetime; close() closes it
         # A large copy buffer: tarfile copies each member in 16 KiB pieces by default, which costs
         # milliseconds per multi-MB image.
-        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT, copybufsize=8 << 20)
+        self._tar = tarfile.open(  # noqa: SIM115 -- kept open across add() calls; close() closes it
+            fileobj=self._file, mode="w", format=tarfile.PAX_FORMAT, copybufsize=8 << 20)
 
     def add(self, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(name)

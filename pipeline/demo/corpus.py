@@ -161,7 +161,7 @@ def _panoptic_segments(scene: Scene) -> tuple[np.ndarray, list[dict]]:
         ids[mask] = segment_id
     for seg in segments:
         ys, xs = np.nonzero(ids == seg["id"])
-        seg["area"] = int(len(xs))
+        seg["area"] = len(xs)
         if len(xs):
             seg["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
     return ids, [s for s in segments if s["area"] > 0]

@@ -48,9 +48,9 @@ def run_experiments(s: Settings) -> Path:
     lines = [
         "# Small-scale versions of the paper's claims",
         "",
-        f"Demo corpus ({s.size.train} training images per dataset, {s.size.image_size}px), {s.model} on CPU, "
-        f"{s.steps} steps of batch 8 per run, seed {s.seed}. One run per row: differences of a few points are "
-        "within run-to-run noise.",
+        (f"Demo corpus ({s.size.train} training images per dataset, {s.size.image_size}px), {s.model} on CPU, "
+         f"{s.steps} steps of batch 8 per run, seed {s.seed}. One run per row: differences of a few points are "
+         "within run-to-run noise."),
         "",
         "## 1. Sentence vs word label embeddings (zero-shot mIoU on the held-out taxonomy)",
         "",

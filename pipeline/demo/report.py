@@ -73,8 +73,8 @@ def plot_examples(p, per_dataset: int, out: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.patches as patches
     import matplotlib.pyplot as plt
+    from matplotlib import patches
     from PIL import Image
 
     from pipeline.convert.readers import get_reader
@@ -140,10 +140,10 @@ def write_demo_report(p, run: Path, heldout_json: Path, in_domain_json: Path, ti
     lines = [
         "# ssiw demo report",
         "",
-        "Four small training datasets in real on-disk formats (ADE20K-style dense, COCO-panoptic-style dense, "
-        "OpenImages-style noisy masks, Objects365-style boxes), each with its own taxonomy naming, merged through "
-        "label sentences and trained together on CPU. The held-out set uses class names that no training taxonomy "
-        "uses; it is labelled zero-shot, from its sentences alone.",
+        ("Four small training datasets in real on-disk formats (ADE20K-style dense, COCO-panoptic-style dense, "
+         "OpenImages-style noisy masks, Objects365-style boxes), each with its own taxonomy naming, merged through "
+         "label sentences and trained together on CPU. The held-out set uses class names that no training taxonomy "
+         "uses; it is labelled zero-shot, from its sentences alone."),
         "",
         "## Results",
         "",

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 
 # Words after which a full stop does not end a sentence.
-_ABBREVIATIONS = set(
-    "e.g i.e etc c ca approx incl esp vs cf st mt mr mrs ms "
-    "dr prof jr sr no nos fig vol u.s u.k sp spp var subsp".split()
-)
+_ABBREVIATIONS = {
+    "e.g", "i.e", "etc", "c", "ca", "approx", "incl", "esp", "vs", "cf", "st", "mt", "mr", "mrs", "ms",
+    "dr", "prof", "jr", "sr", "no", "nos", "fig", "vol", "u.s", "u.k", "sp", "spp", "var", "subsp",
+}
 
 _FOOTNOTE = re.compile(r"\[(?:\d+|[a-z]|note \d+|citation needed)\]", re.IGNORECASE)
 # /ˈlɪzərd/, with the "listen" / ⓘ left behind by an audio link.

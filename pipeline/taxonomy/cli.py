@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -20,12 +19,12 @@ TaxonomyDir = typer.Option(
 )
 
 
-def _load(folder: Optional[Path]):
+def _load(folder: Path | None):
     return load_taxonomy_set(folder or default_taxonomy_dir())
 
 
 @app.command("list")
-def list_datasets(taxonomies: Optional[Path] = TaxonomyDir) -> None:
+def list_datasets(taxonomies: Path | None = TaxonomyDir) -> None:
     """A table of every dataset: format, supervision, role and class count."""
     taxset = _load(taxonomies)
     table = Table(title=f"taxonomies in {taxset.folder}")
@@ -40,7 +39,7 @@ def list_datasets(taxonomies: Optional[Path] = TaxonomyDir) -> None:
 
 
 @app.command("show")
-def show(name: str, taxonomies: Optional[Path] = TaxonomyDir) -> None:
+def show(name: str, taxonomies: Path | None = TaxonomyDir) -> None:
     """Every class of one dataset: index, raw ids, name, registry label and its description."""
     taxset = _load(taxonomies)
     tax = taxset.dataset(name)
@@ -62,7 +61,7 @@ def show(name: str, taxonomies: Optional[Path] = TaxonomyDir) -> None:
 @app.command("validate")
 def validate(
     paths: list[Path] = typer.Argument(None, help="dataset YAML files (default: every file in the folder)"),
-    taxonomies: Optional[Path] = TaxonomyDir,
+    taxonomies: Path | None = TaxonomyDir,
 ) -> None:
     """Check the registry and dataset files; print every problem with its file and place."""
     folder = taxonomies or (paths[0].parent if paths else default_taxonomy_dir())
@@ -80,7 +79,7 @@ def validate(
 
 @app.command("labels")
 def labels(
-    taxonomies: Optional[Path] = TaxonomyDir,
+    taxonomies: Path | None = TaxonomyDir,
     unused: bool = typer.Option(False, help="show only labels no dataset uses"),
 ) -> None:
     """The label registry: each label's group, Wikipedia title and how many datasets use it."""

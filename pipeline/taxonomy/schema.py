@@ -106,7 +106,7 @@ class ClassEntry(_Strict):
     )
 
     @model_validator(mode="after")
-    def _one_way_to_give_ids(self) -> "ClassEntry":
+    def _one_way_to_give_ids(self) -> ClassEntry:
         if (self.raw_id is None) == (self.raw_ids is None):
             raise ValueError("give exactly one of raw_id or raw_ids")
         if self.raw_ids is not None and not self.raw_ids:

@@ -16,7 +16,7 @@ class DuplicateKeyError(yaml.YAMLError):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    def construct_mapping(self, node, deep=False):  # noqa: D401 - PyYAML hook
+    def construct_mapping(self, node, deep=False):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -28,7 +28,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def read_yaml(path: Path) -> Any:
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(f, Loader=_UniqueKeyLoader)
 
 
 def dump_yaml(data: Any) -> str:

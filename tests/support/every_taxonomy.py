@@ -207,6 +207,32 @@ def build_objects365(tax: DatasetTaxonomy, root: Path, split: str, n_split: int)
     return {key: Expected(image=where[key], boxes=boxes) for key, boxes in truth.items()}
 
 
+def build_youtube_vis(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
+    """One video of two frames: a large object of the first class with a small one of the second on
+    top in frame 0, only the small one in frame 1; uncovered pixels are raw id 0 (background)."""
+    from pipeline.convert.layouts.youtube_vis import Track, Video
+    from pipeline.convert.readers import FORMATS
+
+    table = tax.raw_to_target()
+    big_id, small_id = [c.raw_id for c in tax.classes if not c.ignore][:2]
+    height, width = 12, 16
+    big = np.zeros((height, width), np.uint8)
+    big[1:11, 1:12] = 1
+    small = np.zeros((height, width), np.uint8)
+    small[3:6, 4:8] = 1
+    video = Video(f"vid{n_split}a", [jpeg(width, height, 5), jpeg(width, height, 6)], width, height,
+                  [Track(small_id, [small, small]), Track(big_id, [big, None])])
+    frames = FORMATS["youtube_vis"].write_layout(tax, root, split, [video])
+    truth = {}
+    for f, key in enumerate(sorted(frames)):
+        label = np.full((height, width), table[0], dtype=tax.label_dtype)
+        if f == 0:
+            label[big == 1] = table[big_id]
+        label[small == 1] = table[small_id]
+        truth[key] = Expected(image=frames[key], label=label)
+    return truth
+
+
 BUILDERS: dict[str, Builder] = {
     "ade20k": build_ade20k,
     "coco_panoptic": build_coco_panoptic,
@@ -219,4 +245,5 @@ BUILDERS: dict[str, Builder] = {
     "objects365": build_objects365,
     "png_folder": build_png_folder,
     "coco_instances": build_coco_instances,
+    "youtube_vis": build_youtube_vis,
 }

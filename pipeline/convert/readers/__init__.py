@@ -96,6 +96,8 @@ FORMATS: dict[str, Format] = {
                DENSE, PAIRING_OPTIONS | {"mode", "ignore_colors"}, layout=PAIRED),
         Format("coco_instances", "generic COCO instances JSON (RLE or polygons via pycocotools)",
                DENSE | {"box"}, layout=COCO),
+        Format("youtube_vis", "YouTube-VIS instances JSON (per-frame RLE per object track) + per-video frame folders",
+               DENSE, frozenset({"frames"}), layout="youtube_vis:write_youtube_vis"),
     ]
 }
 

@@ -65,6 +65,7 @@ class Sample:
     # Pixels per label value (index = value), when the reader counted them while mapping; the
     # writer then uses these instead of counting the label again.
     label_counts: np.ndarray | None = None
+    pseudo_label: Any = None  # a shard_format.PseudoLabelSource when a model made the label
 
 
 class Reader(Protocol):

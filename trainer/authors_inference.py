@@ -1,0 +1,155 @@
+"""The SSIW authors' single-scale inference, step for step, for runs imported with `ssiw import-ssiw`.
+
+1. Resize so the short edge is `short_edge` (720 in their test), the long edge `round(...)` as theirs,
+   bilinear with half-pixel centres (OpenCV's INTER_LINEAR; OpenCV itself is used when installed).
+2. Pad to a multiple of 32 with the ImageNet mean colour rounded to 8 bits (124, 116, 104), half the
+   padding before and the odd pixel after (bottom / right). Their target size is
+   ceil((n - 1) / 32) * 32, so a side of 32k + 1 pixels is left unpadded; we keep that quirk.
+3. Normalise with the ImageNet mean and std, run the network: 512-d embeddings at 1/4 resolution.
+4. Upsample the embeddings bilinearly with align_corners=True to the padded size, then the cosine
+   with every label embedding (both L2-normalised), softmax of 100 x cosine over the labels.
+5. Crop the padding, resize the probabilities to the original size (bilinear, half-pixel), argmax.
+   Optional confidence cut: a pixel whose top probability is not above it becomes 255 (theirs: 0.5).
+
+Steps 4-5 are linear maps along rows and columns, so they run as matrix products over bands of output
+rows: memory stays a few hundred MB whatever the image size, instead of 512 x H x W floats at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# OpenCV's copyMakeBorder rounds the float mean colour they pass to the uint8 image's 8 bits.
+PAD_COLOUR = tuple(round(m * 255) for m in IMAGENET_MEAN)  # (124, 116, 104)
+LOGIT_SCALE = 100.0
+BAND_ROWS = 64  # output rows per band in steps 4-5
+
+
+@dataclass(frozen=True)
+class Geometry:
+    height: int  # original image
+    width: int
+    scaled_h: int  # after the short-edge resize
+    scaled_w: int
+    top: int  # padding before / after
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def padded_h(self) -> int:
+        return self.scaled_h + self.top + self.bottom
+
+    @property
+    def padded_w(self) -> int:
+        return self.scaled_w + self.left + self.right
+
+
+def geometry(height: int, width: int, short_edge: int = 720) -> Geometry:
+    if height > width:
+        sh, sw = round(short_edge / float(width) * height), short_edge
+    else:
+        sh, sw = short_edge, round(short_edge / float(height) * width)
+
+    def pad(n: int) -> tuple[int, int]:
+        total = max(int(math.ceil((n - 1) / 32) * 32) - n, 0)
+        return total // 2, total - total // 2
+
+    (top, bottom), (left, right) = pad(sh), pad(sw)
+    return Geometry(height, width, sh, sw, top, bottom, left, right)
+
+
+def resize_bilinear(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 HxWx3 resized like OpenCV's INTER_LINEAR (half-pixel centres, no antialiasing)."""
+    try:
+        import cv2
+
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    except ImportError:
+        pass
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=False)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def pad_image(image: np.ndarray, g: Geometry) -> np.ndarray:
+    out = np.empty((g.padded_h, g.padded_w, 3), dtype=np.uint8)
+    out[...] = np.array(PAD_COLOUR, dtype=np.uint8)
+    out[g.top : g.top + g.scaled_h, g.left : g.left + g.scaled_w] = image
+    return out
+
+
+def interp_matrix(n_out: int, n_in: int, align_corners: bool):
+    """(n_out, n_in) weights of 1-D linear interpolation, as torch's bilinear computes them."""
+    import torch
+
+    i = torch.arange(n_out, dtype=torch.float64)
+    if align_corners:
+        src = i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros_like(i)
+    else:
+        src = ((i + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    frac = src - i0
+    m = torch.zeros(n_out, n_in, dtype=torch.float64)
+    m[torch.arange(n_out), i0] += 1 - frac
+    m[torch.arange(n_out), i1] += frac
+    return m.float()
+
+
+def labels_from_embeddings(emb, vectors, g: Geometry, cut: float | None = None):
+    """emb (C, h4, w4) for the padded image, vectors (K, C) -> labels (H, W) int64 and top probability."""
+    import torch
+    import torch.nn.functional as F
+
+    dev = emb.device
+    emb = emb.float()
+    v = F.normalize(torch.as_tensor(vectors, dtype=torch.float32, device=dev), dim=1)
+    _, h4, w4 = emb.shape
+    rows1 = interp_matrix(g.padded_h, h4, True)[g.top : g.top + g.scaled_h].to(dev)  # (sh, h4)
+    cols1 = interp_matrix(g.padded_w, w4, True)[g.left : g.left + g.scaled_w].to(dev)  # (sw, w4)
+    rows2 = interp_matrix(g.height, g.scaled_h, False).to(dev)  # (H, sh)
+    cols2 = interp_matrix(g.width, g.scaled_w, False).to(dev)  # (W, sw)
+    labels = torch.empty(g.height, g.width, dtype=torch.long)
+    top = torch.empty(g.height, g.width, dtype=torch.float32)
+    for r0 in range(0, g.height, BAND_ROWS):
+        r1 = min(r0 + BAND_ROWS, g.height)
+        used = rows2[r0:r1].abs().sum(0).nonzero()[:, 0]
+        a, b = int(used.min()), int(used.max()) + 1  # scaled rows this band reads
+        band = torch.einsum("ry,cyx->crx", rows1[a:b], emb)
+        band = torch.einsum("crx,sx->crs", band, cols1)  # (C, b-a, sw): step 4's upsampled embeddings
+        cos = torch.einsum("crs,kc->krs", F.normalize(band, dim=0), v)
+        prob = (cos * LOGIT_SCALE).softmax(0)
+        out = torch.einsum("Rr,krs->kRs", rows2[r0:r1, a:b], prob)
+        out = torch.einsum("kRs,Ws->kRW", out, cols2)  # (K, r1-r0, W)
+        best, arg = out.max(0)
+        labels[r0:r1], top[r0:r1] = arg.cpu(), best.cpu()
+    labels = labels.numpy()
+    top = top.numpy()
+    if cut is not None:
+        labels = np.where(top > cut, labels, 255 if len(v) <= 255 else 65535)
+    return labels, top
+
+
+def authors_predict(net, image: np.ndarray, vectors: np.ndarray, short_edge: int = 720, cut: float | None = None,
+                    device=None):
+    """Labels (H, W) and top probability for an HxWx3 uint8 image, as the authors' single-scale test."""
+    import torch
+
+    g = geometry(image.shape[0], image.shape[1], short_edge)
+    padded = pad_image(resize_bilinear(image, g.scaled_w, g.scaled_h), g)
+    dev = device or next(net.parameters()).device
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float().to(dev)
+    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1) * 255
+    with torch.no_grad():
+        emb = net((x - mean) / std)[0]
+        return labels_from_embeddings(emb, vectors, g, cut)
