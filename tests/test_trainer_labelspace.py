@@ -6,16 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from support.synthetic import tiny_table
 
+from tests.support.synthetic import TinyTable
 from trainer.labels import LabelSpace, classes_present
 
 
 def test_absent_classes_leave_the_softmax():
-    table = tiny_table({"oi": 6, "ade": 3}, shared=False)
+    # Nine distinct labels (six of oi, three of ade), named without a dataset prefix so no taxonomy is needed.
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((9, 16)).astype(np.float32)
+    table = TinyTable(labels=[f"oi_{i}" for i in range(6)] + [f"ade_{i}" for i in range(3)],
+                      vectors=vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+                      lookup={"oi": list(range(6)), "ade": [6, 7, 8]})
     full = LabelSpace.from_table(table, ["oi", "ade"])
     assert len(full.rows) == 9 and full.column_mask("oi").sum() == 6
-    space = LabelSpace.from_table(table, ["oi", "ade"], {"oi": {0, 4}})
+    space = LabelSpace.from_table(table, ["oi", "ade"], present={"oi": {0, 4}})
     assert len(space.rows) == 5  # 2 of oi + 3 of ade
     cols = space.columns["oi"]
     assert (cols[[1, 2, 3, 5]] == -1).all() and (cols[[0, 4]] >= 0).all()

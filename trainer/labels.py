@@ -105,8 +105,9 @@ class LabelSpace:
     def dataset_vectors(self, dataset: str) -> np.ndarray:
         cols = self.columns[dataset]
         if (cols < 0).any():
-            raise UnknownName(f"{dataset!r} had classes left out of training (held out, or absent from its shards), "
-                              "which have no vector in the training label space; give --table to embed all its labels")
+            raise UnknownName(f"{dataset!r}: {int((cols < 0).sum())} of its classes were held-out classes or absent "
+                              "from its shards in training, so they have no vector in the training label space; "
+                              "give --table to embed all its labels")
         return self.vectors[cols]
 
 
