@@ -53,11 +53,18 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
             item, image, None, boxes=boxes_for(tax, item, width, height)
         )
 
+    masks = instance_masks(tax, item, width, height, "image")
+    return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
+
+
+def instance_masks(tax: DatasetTaxonomy, item: WorkItem, width: int, height: int, what: str):
+    """The item's instance masks decoded, each with its class index, after checking the index's image
+    size against the real one (`what` names the image in the message: "image", "frame")."""
     index = item.index or item.image
     if (item.extra.get("width"), item.extra.get("height")) not in ((width, height), (None, None)):
         raise BadSample(
             item.image,
-            f"image is {width}x{height} but the index says {item.extra['width']}x{item.extra['height']}",
+            f"{what} is {width}x{height} but the index says {item.extra['width']}x{item.extra['height']}",
         )
     masks = []
     for segmentation, category in item.extra.get("masks", []):
@@ -66,5 +73,5 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
             masks.append((decode_mask(segmentation, height, width), target))
         except (TypeError, ValueError, KeyError) as e:
             raise BadSample(index, f"{item.key}: malformed segmentation: {e}") from None
-    return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))
+    return masks
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
-from pipeline.convert.readers.coco_instances import decode_mask
+from pipeline.convert.readers.coco_instances import instance_masks
 from pipeline.convert.readers.cocojson import load_json, split_paths, unique_sorted
 from pipeline.convert.readers.common import class_of, load_image, make_sample, paint, relative, sanitize_key
 from pipeline.taxonomy.schema import DatasetTaxonomy
@@ -83,18 +83,8 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     image = load_image(item.image)
     width, height = image.width, image.height
-    index = item.index or item.image
-    if (item.extra.get("width"), item.extra.get("height")) not in ((width, height), (None, None)):
-        raise BadSample(item.image, f"frame is {width}x{height} but the index says "
-                                    f"{item.extra['width']}x{item.extra['height']}")
-    background = class_of(tax, BACKGROUND, index, "background (pixels no object covers): raw id")
-    masks = []
-    for segmentation, category in item.extra.get("masks", []):
-        target = class_of(tax, category, index, f"{item.key}: category id")
-        try:
-            masks.append((decode_mask(segmentation, height, width), target))
-        except (TypeError, ValueError, KeyError) as e:
-            raise BadSample(index, f"{item.key}: malformed segmentation: {e}") from None
+    background = class_of(tax, BACKGROUND, item.index or item.image, "background (pixels no object covers): raw id")
+    masks = instance_masks(tax, item, width, height, "frame")
     label = paint(masks, height, width, tax.ignore_index, tax.label_dtype)
     if background != tax.ignore_index:
         covered = paint([(m, 1) for m, _ in masks], height, width, 0, "uint8").astype(bool)
