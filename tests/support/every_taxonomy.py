@@ -161,18 +161,25 @@ def build_coco_panoptic(tax: DatasetTaxonomy, root: Path, split: str, n_split: i
     return {stem: Expected(image, label) for (stem, image), label in zip(placed.items(), labels)}
 
 
+def big_and_small_masks(tax: DatasetTaxonomy) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The raw ids of the taxonomy's first two classes and a 12x16 mask for each: a large one and a
+    small one inside it (a reader must keep the small one on top), with pixels neither covers."""
+    big_id, small_id = [c.raw_id for c in tax.classes if not c.ignore][:2]
+    big = np.zeros((12, 16), np.uint8)
+    big[1:11, 1:12] = 1
+    small = np.zeros((12, 16), np.uint8)
+    small[3:6, 4:8] = 1
+    return big_id, small_id, big, small
+
+
 def build_coco_instances(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
     """One image with a large and a small RLE mask inside it (the small one must stay on top) and
     pixels no mask covers (ignore); box supervision gets the two boxes instead."""
     from pycocotools import mask as mask_utils
 
     table = tax.raw_to_target()
-    big_id, small_id = [c.raw_id for c in tax.classes if not c.ignore][:2]
-    height, width = 12, 16
-    big = np.zeros((height, width), np.uint8)
-    big[1:11, 1:12] = 1
-    small = np.zeros((height, width), np.uint8)
-    small[3:6, 4:8] = 1
+    big_id, small_id, big, small = big_and_small_masks(tax)
+    height, width = big.shape
     anns = []
     for n, (mask, cat, bbox) in enumerate(((small, small_id, [4, 3, 4, 3]), (big, big_id, [1, 1, 11, 10]))):
         rle = mask_utils.encode(np.asfortranarray(mask))
@@ -214,12 +221,8 @@ def build_youtube_vis(tax: DatasetTaxonomy, root: Path, split: str, n_split: int
     from pipeline.convert.readers import FORMATS
 
     table = tax.raw_to_target()
-    big_id, small_id = [c.raw_id for c in tax.classes if not c.ignore][:2]
-    height, width = 12, 16
-    big = np.zeros((height, width), np.uint8)
-    big[1:11, 1:12] = 1
-    small = np.zeros((height, width), np.uint8)
-    small[3:6, 4:8] = 1
+    big_id, small_id, big, small = big_and_small_masks(tax)
+    height, width = big.shape
     video = Video(f"vid{n_split}a", [jpeg(width, height, 5), jpeg(width, height, 6)], width, height,
                   [Track(small_id, [small, small]), Track(big_id, [big, None])])
     frames = FORMATS["youtube_vis"].write_layout(tax, root, split, [video])
