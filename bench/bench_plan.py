@@ -27,7 +27,6 @@ def _child(dataset: str, root: str, out: str) -> None:
     """Plan one split into a store and print one JSON line (runs in its own process)."""
     import gc
     import pickle
-    import resource
 
     from pipeline.convert.plan import parse_size, plan_split
     from pipeline.convert.readers import get_reader
@@ -44,7 +43,10 @@ def _child(dataset: str, root: str, out: str) -> None:
     import psutil
 
     held = psutil.Process().memory_info().rss  # the driver while tasks would run: plans only
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    # VmHWM, not getrusage: Linux carries ru_maxrss across exec, so a child forked from a big parent
+    # (`python -m bench` after the other benchmarks) would report the parent's size.
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024
     print(json.dumps({"items": sum(p.count for p in plans), "shards": len(plans), "seconds": seconds,
                       "cpu_seconds": cpu, "peak_rss": peak, "held_rss": held,
                       "plan_bytes": max(len(pickle.dumps(p)) for p in plans)}))
