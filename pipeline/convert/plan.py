@@ -104,13 +104,6 @@ def _file_size(path: str | None) -> int:
         return 0  # read() will quarantine it with the real reason
 
 
-def estimate_sizes(items: list[WorkItem], threads: int = 16) -> list[int]:
-    """Bytes a sample will take in a shard: image + annotation (the label PNG is about as big) + headers."""
-    paths = [p for it in items for p in (it.image, it.annotation)]
-    sizes = _stat_all(paths, threads).tolist()
-    return [sizes[2 * i] + sizes[2 * i + 1] + TAR_OVERHEAD_PER_SAMPLE for i in range(len(items))]
-
-
 def _stat_chunk(paths: list) -> list[int]:
     return [_file_size(p) for p in paths]
 
@@ -222,6 +215,7 @@ def plan_split(
     _check_keys(f"{tax.name}/{split}", keys, sorted(range(len(keys)), key=keys.__getitem__))
     # Shards are cut in seeded random order, not key order, so each is a random sample of the split.
     order = in_shard_order(range(len(keys)), tax.name, split, key=keys.__getitem__)
+    # Bytes a sample will take in a shard: image + annotation (the label PNG is about as big) + headers.
     stat = _stat_all(paths)
     del paths
     sizes = (stat[0::2] + stat[1::2] + TAR_OVERHEAD_PER_SAMPLE)[np.asarray(order, dtype=np.int64)]
