@@ -66,3 +66,29 @@ def test_held_out_columns_are_ignored_pixels():
     assert held["hd"].item() == pytest.approx(plain["hd"].item(), rel=1e-6)
     logits = pixel_logits(emb, vectors, crit.log_tau)
     assert logits.shape[1] == 4
+
+
+@pytest.mark.parametrize("chunk", [None, 300])
+def test_both_paths_train_under_bf16_autocast(chunk):
+    """On CUDA the trainer runs the loss under bf16 autocast, so the banded backward sees bf16 scores.
+    CPU autocast hands the loss the same dtypes: loss and gradients stay close to float32's."""
+    torch.manual_seed(0)
+    vectors = torch.nn.functional.normalize(torch.randn(40, 16), dim=1)
+    conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+    images = torch.randn(2, 3, 8, 10)
+    batch = _batch(2, 32, 40, [0, 1])
+    columns = [torch.arange(6)] * 2
+    results = {}
+    for amp in (False, True):
+        conv.zero_grad()
+        crit = SentenceLoss(vectors, 16, chunk=chunk)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            emb = conv(images)
+            out = crit(emb, batch, columns, None)
+        assert (emb.dtype == torch.bfloat16) == amp  # autocast did reach the network
+        out["total"].backward()
+        results[amp] = (out["total"].item(), conv.weight.grad.flatten().clone())
+    (loss32, grad32), (loss16, grad16) = results[False], results[True]
+    assert torch.isfinite(grad16).all()
+    assert loss16 == pytest.approx(loss32, rel=2e-2)
+    assert torch.nn.functional.cosine_similarity(grad16, grad32, dim=0) > 0.99
