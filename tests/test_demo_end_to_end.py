@@ -24,3 +24,15 @@ def test_demo_runs_every_step_and_beats_chance(tmp_path):
     assert k == 8 and len(heldout["single_scale"]["per_class"]) == 8
     # Even a short run labels the held-out names well above random guessing.
     assert heldout["single_scale"]["miou"] > 2 * chance
+
+
+def test_each_command_is_shown_as_a_line_that_pastes_back_to_the_same_arguments(capsys):
+    import shlex
+
+    from pipeline.demo.run import ssiw
+
+    args = ["eval", "--help", "--multi-scales", "", "--out", "a folder/with space"]
+    ssiw(*args)  # --help: exits 0 after printing the help
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("   $ ")]
+    assert len(shown) == 1
+    assert shlex.split(shown[0].removeprefix("   $ ")) == ["ssiw", *args]

@@ -7,6 +7,7 @@ exit code. The report (demo-out/report.md) is written last from the files the co
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -62,10 +63,11 @@ def ssiw(*args: object) -> None:
     """Run one `ssiw` command as a user would (same interpreter), streaming its progress."""
     cmd = [sys.executable, "-m", "pipeline", *map(str, args)]
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    print("   $ ssiw " + " ".join(map(str, args)), flush=True)
+    shown = "ssiw " + shlex.join(map(str, args))  # quoted, so the line can be pasted as it is ('' included)
+    print(f"   $ {shown}", flush=True)
     code = subprocess.call(cmd, env=env)
     if code != 0:
-        raise StepFailed(f"`ssiw {' '.join(map(str, args))}` failed with exit code {code}")
+        raise StepFailed(f"`{shown}` failed with exit code {code}")
 
 
 def train_config(p: Paths, s: Settings, name: str, datasets: dict[str, dict], table: Path) -> Path:
