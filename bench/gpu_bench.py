@@ -7,7 +7,7 @@ the shard stream (compute plus whatever data wait the loader workers could not h
 the fraction of time the GPU is busy; `data_wait_s_per_step` is the time the training loop blocked
 waiting for the next batch.
 
-    python -m bench.gpu_bench --workers 4 8 [--steps 20] [--json gpu-bench.json]
+    python -m bench.gpu_bench --workers 4 8 [--steps 50] [--json gpu-bench.json]
 
 `--device cpu` with a small `--model`, `--crop` and `--labels` runs the same path on CPU; the tests do
 that so the script is known to work before a GPU is lent. Figures from it are not GPU figures.
@@ -76,7 +76,7 @@ def _timed(step, next_batch, n: int, device) -> tuple[float, float]:
     return (time.perf_counter() - t0) / n, wait / n
 
 
-def run(workers: list[int] | tuple[int, ...] = (4, 8), steps: int = 20, batch: int = 2, crop: int = 640,
+def run(workers: list[int] | tuple[int, ...] = (4, 8), steps: int = 50, batch: int = 2, crop: int = 640,
         dim: int = 512, labels: int | None = None, model_name: str = "segformer-b5", device: str = "cuda",
         images: int = 24, short: int = 1080, warmup: int = 3) -> list[dict]:
     import torch
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[4, 8], help="loader worker counts, one row each")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement (the loader workers prefetch, so short runs flatter them)")
     parser.add_argument("--labels", type=int, default=None, help="K; default: the full training label space")
     parser.add_argument("--model", default="segformer-b5")
     parser.add_argument("--crop", type=int, default=640)
