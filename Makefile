@@ -45,8 +45,10 @@ experiments: setup
 bench: setup
 	$(BIN)/python -m bench
 
+# ruff, then the layering written in pyproject.toml ([tool.importlinter]): no import up a layer, no cycle.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .lock-venv demo-out cache

@@ -4,7 +4,7 @@
 ADE-like keys (20,000 samples in scene runs, sizes skewed like ADE's scene categories) are planned
 with the converter's own order (`pipeline.convert.order`) and cut (`plan.cut_shards`) into tars of
 tiny samples, once in the old key order and once in the seeded random order shards are written in
-now. Each set is read through the trainer's own stream (`trainer.stream.raw_samples`, resampled
+now. Each set is read through the trainer's own stream (`trainer.data.stream.raw_samples`, resampled
 shards and a shuffle buffer, as training reads them), and we count how often two consecutive draws
 share a scene, against the rate for independent uniform draws (sum of squared scene shares).
 Target: at most 1.5 times random, with the trainer's default buffer.
@@ -78,7 +78,7 @@ def write_shards(folder: Path, keys: list[str], per_shard: int, shuffled: bool) 
 def same_scene_rate(
     urls: list[str], scene: dict[str, int], buffer: int, seed: int = 0, draws: int = DRAWS
 ) -> float:
-    from trainer.stream import raw_samples
+    from trainer.data.stream import raw_samples
 
     stream = raw_samples(urls, seed=seed, resampled=True, shuffle_buffer=buffer)
     groups = np.fromiter((scene[next(stream)["__key__"]] for _ in range(draws)), dtype=np.int64, count=draws)

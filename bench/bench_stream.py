@@ -74,8 +74,8 @@ def run(samples: int = 64, images: int = 12, memory_samples: int = 400, batch: i
     import torch.utils.data
 
     from tests.support.synthetic import photo_like_images, write_dense_shard
-    from trainer.augment import AugmentParams
-    from trainer.stream import Source, StreamSpec, iterate_batches
+    from trainer.data.augment import AugmentParams
+    from trainer.data.stream import Source, StreamSpec, iterate_batches
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -41,7 +41,7 @@ def _step_fn(model, criterion, optimizer, device, batch_size: int):
     """One optimizer step as trainer/train.py takes it (bf16 autocast on CUDA only)."""
     import torch
 
-    from trainer.normalise import normalise_images
+    from trainer.model.normalise import normalise_images
 
     columns = [torch.arange(SYNTHETIC_CLASSES, device=device)] * batch_size
 
@@ -82,10 +82,10 @@ def run(workers: list[int] | tuple[int, ...] = (4, 8), steps: int = 50, batch: i
     import torch
 
     from tests.support.synthetic import photo_like_images, write_dense_shard
-    from trainer.augment import AugmentParams
+    from trainer.data.augment import AugmentParams
+    from trainer.data.stream import Source, StreamSpec, make_loader
     from trainer.losses import SentenceLoss
-    from trainer.models import build_model
-    from trainer.stream import Source, StreamSpec, make_loader
+    from trainer.model.networks import build_model
 
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench.gpu_bench needs a CUDA GPU (--device cpu runs the same path on CPU, for checking it)")

@@ -15,9 +15,9 @@ from pipeline.describe import cli as describe_cli
 from pipeline.embed import cli as embed_cli
 from pipeline.errors import SsiwError
 from pipeline.labelspace import cli as labelspace_cli
+from pipeline.shards import cli as shards_cli
 from pipeline.taxonomy import cli as taxonomy_cli
 from trainer import cli as trainer_cli
-from trainer import cli_models
 
 
 class SsiwGroup(TyperGroup):
@@ -49,12 +49,12 @@ app.command("describe")(describe_cli.describe)
 app.command("embed")(embed_cli.embed)
 app.add_typer(labelspace_cli.app, name="labels")
 app.command("convert")(convert_cli.convert)
-app.add_typer(convert_cli.shards_app, name="shards")
+app.add_typer(shards_cli.shards_app, name="shards")
 app.command("train")(trainer_cli.train)
 app.command("eval")(trainer_cli.evaluate)
 app.command("segment")(trainer_cli.segment)
-app.command("import-ssiw")(cli_models.import_ssiw)
-app.command("pseudo-label")(cli_models.pseudo_label)
+app.command("import-ssiw")(trainer_cli.import_ssiw)
+app.command("pseudo-label")(trainer_cli.pseudo_label)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.authors_inference import (
+from trainer.predict.authors import (
     PAD_COLOUR,
     Geometry,
     authors_predict,

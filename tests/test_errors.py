@@ -17,8 +17,8 @@ def test_user_mistakes_raise_ssiw_errors_naming_what_is_wrong(tmp_path: Path, sh
     from pipeline.convert.plan import parse_size
     from pipeline.convert.readers import get_reader
     from pipeline.embed.table import load_table
-    from trainer.checkpoint import load_checkpoint
     from trainer.config import load_config
+    from trainer.model.checkpoint import load_checkpoint
 
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("name: [unclosed")

@@ -10,15 +10,15 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from trainer.import_ssiw import (
+from trainer.model.import_ssiw import (
     ReleaseError,
     check_layout,
     expected_layout,
     read_embeddings,
     universal_names,
 )
-from trainer.models import build_model
-from trainer.segformer_keys import authors_to_v4, respell, spelling, to_v4, to_v5
+from trainer.model.networks import build_model
+from trainer.model.segformer_keys import authors_to_v4, respell, spelling, to_v4, to_v5
 
 # Written out by hand from the MiT-B5 / SegFormer code the release was trained with (not derived
 # from our model): if our model or the mapping drifts, these stop matching.
@@ -240,7 +240,7 @@ def test_wrong_or_truncated_files_are_refused(release, tmp_path):
 
 
 def test_an_imported_run_is_an_init_for_fine_tuning(imported):
-    from trainer.init_from import load_init
+    from trainer.model.init_from import load_init
 
     with torch.device("meta"):
         net = build_model("segformer-b5", 512)
@@ -251,7 +251,7 @@ def test_an_imported_run_is_an_init_for_fine_tuning(imported):
 
 
 def test_labels_file_overrides_the_names(tmp_path):
-    from trainer.import_ssiw import read_label_names
+    from trainer.model.import_ssiw import read_label_names
 
     (tmp_path / "names.txt").write_text("# my names\nroad\n\nsky\ncar\n")
     assert read_label_names(tmp_path / "names.txt", 3) == ["road", "sky", "car"]

@@ -169,7 +169,7 @@ def test_cli_convert_stats_and_preview_on_s3(cli_setup, tmp_path, s3_bucket):
 def test_train_and_eval_read_shards_from_s3(toy_root, tmp_path, s3_bucket):
     from tests.support.synthetic import tiny_table
     from trainer.config import TrainConfig
-    from trainer.evaluate import samples_from_shards
+    from trainer.predict.evaluate import samples_from_shards
     from trainer.train import run_training
 
     out = f"{s3_bucket}/train"
@@ -192,7 +192,7 @@ def test_missing_bucket_is_a_clear_error_before_any_work(toy_root, s3_endpoint):
 
 
 def test_missing_s3_prefix_is_a_clear_error(s3_bucket):
-    from trainer.stream import find_shards
+    from trainer.data.stream import find_shards
 
     with pytest.raises(FileNotFoundError, match=f"{s3_bucket}/nothing/toy/train-"):
         find_shards(f"{s3_bucket}/nothing", "toy", "train")

@@ -38,7 +38,7 @@ def test_order_is_a_pure_function_of_the_keys():
 
 def test_stream_over_written_shards_mixes_scenes_like_a_random_order(tmp_path):
     from trainer.config import TrainConfig
-    from trainer.stream import DEFAULT_SHUFFLE_BUFFER, StreamSpec
+    from trainer.data.stream import DEFAULT_SHUFFLE_BUFFER, StreamSpec
 
     assert TrainConfig.model_fields["shuffle_buffer"].default == DEFAULT_SHUFFLE_BUFFER >= 1024
     assert StreamSpec([], 1, 1).shuffle_buffer == DEFAULT_SHUFFLE_BUFFER

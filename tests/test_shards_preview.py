@@ -16,8 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.convert import preview as pv
 from pipeline.demo.corpus import CorpusSize, write_corpus
+from pipeline.shards import preview as pv
 
 WINDOW = (1280, 1600)
 DATA_URI = re.compile(r"src='data:image/jpeg;base64,([A-Za-z0-9+/=]+)'")

@@ -4,7 +4,7 @@ given out by ratio and then split across ranks, so every step holds every datase
 import numpy as np
 import pytest
 
-from trainer.stream import batch_counts
+from trainer.data.stream import batch_counts
 
 
 def _global_steps(ratios, batch_size, world, steps):

@@ -11,10 +11,10 @@ import torch
 from typer.testing import CliRunner
 
 from tests.support.synthetic import SyntheticSpec, TinyTable, tiny_table, write_synthetic_dataset
-from trainer.augment import AugmentParams
 from trainer.config import TrainConfig, load_config
-from trainer.labels import LabelSpace
-from trainer.stream import Source, StreamSpec, find_shards, iterate_batches
+from trainer.data.augment import AugmentParams
+from trainer.data.stream import Source, StreamSpec, find_shards, iterate_batches
+from trainer.model.label_space import LabelSpace
 from trainer.train import build_label_space, run_training
 
 ROOT = Path(__file__).resolve().parents[1]

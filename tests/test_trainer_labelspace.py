@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tests.support.synthetic import TinyTable
-from trainer.labels import LabelSpace, classes_present
+from trainer.model.label_space import LabelSpace, classes_present
 
 
 def test_absent_classes_leave_the_softmax():

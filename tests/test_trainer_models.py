@@ -13,10 +13,10 @@ import torch
 import torch.multiprocessing as mp
 from PIL import Image
 
-from trainer.augment import AugmentParams, decode_sample
 from trainer.config import load_config
-from trainer.corrupt import KINDS, corrupt
-from trainer.models import ProcessSyncBatchNorm, build_model, convert_sync_batch_norm
+from trainer.data.augment import AugmentParams, decode_sample
+from trainer.data.corrupt import KINDS, corrupt
+from trainer.model.networks import ProcessSyncBatchNorm, build_model, convert_sync_batch_norm
 from trainer.train import build_optimizer, param_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +153,7 @@ def test_each_corruption_changes_the_image_and_keeps_its_size(kind):
 @pytest.mark.parametrize(("min_visible", "kept"), [(0.0, True), (0.5, True), (0.6, False), (1.0, False)])
 def test_wd_keeps_a_box_only_when_enough_of_it_is_in_the_crop(min_visible, kept):
     from pipeline.shard_format import ShardRecord, parse_sample
-    from trainer.augment import _boxes
+    from trainer.data.augment import _boxes
 
     image = np.zeros((100, 100, 3), np.uint8)
     buf = io.BytesIO()

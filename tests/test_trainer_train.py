@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.config import TrainConfig, load_config
-from trainer.evaluate import evaluate_checkpoint, samples_from_shards
+from trainer.predict.evaluate import evaluate_checkpoint, samples_from_shards
 from trainer.train import run_training
 
 TABLE_SIZES = {"a": 4, "b": 4, "c": 4}

@@ -18,12 +18,12 @@ import numpy as np
 
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
-from trainer.augment import AugmentParams
-from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
-from trainer.labels import LabelSpace, classes_present
-from trainer.normalise import normalise_images
-from trainer.stream import Source, StreamSpec, find_shards, make_loader
+from trainer.data.augment import AugmentParams
+from trainer.data.stream import Source, StreamSpec, find_shards, make_loader
+from trainer.model.checkpoint import load_checkpoint, save_checkpoint
+from trainer.model.label_space import LabelSpace, classes_present
+from trainer.model.normalise import normalise_images
 
 LOSS_FIELDS = ["step", "total", "hd", "ld", "wd", "tau", "lr", "samples_per_s", "skipped"]
 
@@ -111,7 +111,7 @@ def build_optimizer(model, cfg: TrainConfig):
 
 def box_target_notes(sources: list[Source], supervision_of) -> list[str]:
     """One line per box dataset whose first sample carries no image embedding (KEY.boxemb.npy)."""
-    from trainer.tar_samples import tar_samples
+    from pipeline.shards.read import tar_samples
 
     notes = []
     for src in sources:
@@ -142,7 +142,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     from torch.nn.parallel import DistributedDataParallel
 
     from trainer.losses import SentenceLoss
-    from trainer.models import build_model, convert_sync_batch_norm, has_batch_norm
+    from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
 
     rank, world, local_rank = _distributed()
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
@@ -155,7 +155,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
 
     net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
     if cfg.init and not resume:
-        from trainer.init_from import load_init
+        from trainer.model.init_from import load_init
 
         loaded = load_init(net, cfg.init, cfg.model, int(space.vectors.shape[1]), space.encoder)
         if rank == 0 and progress:

@@ -200,7 +200,7 @@ def plan_split(
     import numpy as np
 
     from pipeline.convert import plan_store
-    from pipeline.convert.plan_columns import ItemColumns
+    from pipeline.convert.readers.plan_columns import ItemColumns
 
     planned = reader.plan(tax, Path(root), split)
     notes = dict(getattr(planned, "notes", {}) or {})

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.convert.plan_columns import ItemColumns, materialize
 from pipeline.convert.readers.base import WorkItem
+from pipeline.convert.readers.plan_columns import ItemColumns, materialize
 from pipeline.safe_write import atomic_path, write_bytes_atomic
 
 PLAN_DIR = ".plan"

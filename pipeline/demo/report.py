@@ -28,7 +28,7 @@ def chance_miou(targets: list[np.ndarray], k: int) -> float:
 
 def heldout_chance(p, dataset: str, split: str) -> tuple[float, int]:
     from pipeline.taxonomy.load import load_taxonomy_set
-    from trainer.evaluate import samples_from_shards
+    from trainer.predict.evaluate import samples_from_shards
 
     k = load_taxonomy_set(p.taxonomies).dataset(dataset).num_classes
     targets = [t for _, _, t in samples_from_shards(p.shards, dataset, split, None)]
@@ -61,7 +61,7 @@ def plot_losses(losses_csv: Path, out: Path) -> Path:
 
 
 def _colour(labels: np.ndarray, k: int, ignore: int) -> np.ndarray:
-    from trainer.segment import palette
+    from pipeline.palette import palette
 
     colours = np.vstack([palette(k), [[0, 0, 0]]])
     idx = np.where(labels == ignore, k, np.minimum(labels, k))
@@ -78,8 +78,8 @@ def plot_examples(p, per_dataset: int, out: Path) -> Path:
     from PIL import Image
 
     from pipeline.convert.readers import get_reader
+    from pipeline.palette import palette
     from pipeline.taxonomy.load import load_taxonomy_set
-    from trainer.segment import palette
 
     taxset = load_taxonomy_set(p.taxonomies)
     examples = [(d, item) for d, items in first_validation_items(p, per_dataset).items() for item in items]

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from pipeline.convert.readers import FORMATS
 from pipeline.errors import BadInput, UnknownName
+from pipeline.taxonomy.formats import FORMAT_INFO as FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
 from pipeline.taxonomy.yaml_io import read_yaml
 

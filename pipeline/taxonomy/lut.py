@@ -112,7 +112,7 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray, dtype: str) -> np.ndarray:
 
 
 class RawMapper:
-    """Raw id -> class for one taxonomy: the one place readers map raw values (DatasetTaxonomy.mapper).
+    """Raw id -> class for one taxonomy: the one place readers map raw values (`mapper_for(tax)`).
 
     Tables are built on first use and kept on the taxonomy object, so a reader never walks the class
     list per image. Unknown raw values raise UnknownRawValues; the reader names the file."""
@@ -195,3 +195,15 @@ def regroup_counts(counts: np.ndarray, table: np.ndarray) -> np.ndarray:
     out = np.zeros(size, dtype=np.int64)
     np.add.at(out, table[: counts.size], counts[: table.size])
     return out
+
+
+_MAPPER_SLOT = "_raw_mapper"
+
+
+def mapper_for(tax: DatasetTaxonomy) -> RawMapper:
+    """The taxonomy's one RawMapper, built on first use and kept on the taxonomy object (in its __dict__,
+    as functools.cached_property keeps a value; pydantic compares and validates fields only)."""
+    mapper = tax.__dict__.get(_MAPPER_SLOT)
+    if mapper is None:
+        mapper = tax.__dict__[_MAPPER_SLOT] = RawMapper(tax)
+    return mapper

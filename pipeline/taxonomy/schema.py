@@ -8,8 +8,7 @@ file is reported at once with its location.
 from __future__ import annotations
 
 from enum import Enum
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,9 +17,6 @@ from pipeline.shard_format import Supervision  # the shard format owns the kinds
 # Raw ids are what the annotation file holds: an integer pixel value / category id,
 # or a string such as an OpenImages MID ("/m/04yx4").
 RawId = int | str
-
-if TYPE_CHECKING:
-    from pipeline.taxonomy.lut import RawMapper
 
 LABEL_KEY_PATTERN = r"^[a-z0-9]+(_[a-z0-9]+)*$"
 
@@ -161,13 +157,6 @@ class DatasetTaxonomy(_Strict):
             for raw in entry.all_raw_ids:
                 mapping[raw] = index
         return mapping
-
-    @cached_property
-    def mapper(self) -> RawMapper:
-        """Raw id -> class for this taxonomy (pipeline/taxonomy/lut.py), built once per object."""
-        from pipeline.taxonomy.lut import RawMapper
-
-        return RawMapper(self)
 
     def raw_to_target(self) -> dict[RawId, int]:
         """Raw id -> the value written to a label PNG: class index, or ignore_index for ignored

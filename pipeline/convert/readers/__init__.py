@@ -1,4 +1,5 @@
-"""The format registry: one entry per annotation format a taxonomy YAML may name.
+"""The format registry: one entry per annotation format a taxonomy YAML may name (the plain data lives in
+pipeline/taxonomy/formats.py; here each entry gets its reader).
 
 An entry says what the format supports (supervision kinds, the format_options it reads), where
 its reader lives (pipeline/convert/readers/<module>.py: module-level `plan` and `read`) and which
@@ -22,25 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import BadInput, UnknownName
+from pipeline.taxonomy.formats import FORMAT_INFO, PAIRING_OPTIONS, FormatInfo
 
 if TYPE_CHECKING:
     from pipeline.convert.readers.base import Sample, WorkItem
     from pipeline.taxonomy.schema import DatasetTaxonomy
 
-# Options of the readers that pair each label file with its image (pipeline/convert/readers/pairing.py).
-PAIRING_OPTIONS = frozenset({"annotation_suffix", "image_suffix", "pair_by", "scene_list"})
-DENSE = frozenset({"dense", "coarse"})
-PAIRED, COCO = "paired:write_pairs", "coco:write_coco"  # layout writers several formats share
-
-
 @dataclass(frozen=True)
-class Format:
-    name: str
-    about: str
-    supervision: frozenset[str]  # the taxonomy supervision kinds the reader can produce
-    options: frozenset[str] = frozenset()  # the format_options keys the reader reads
-    module: str = ""  # pipeline.convert.readers.<module>; defaults to the name
-    layout: str = ""  # its layout writer: pipeline.convert.layouts.<module>:<function>
+class Format(FormatInfo):
+    """A registry entry (pipeline.taxonomy.formats) with its reader and layout writer attached."""
 
     def __reduce__(self):  # a Ray worker gets the registry's own entry
         return (get_reader, (self.name,))
@@ -75,31 +66,7 @@ class Format:
         return self._reader().read(tax, item)
 
 
-FORMATS: dict[str, Format] = {
-    f.name: f
-    for f in [
-        Format("ade20k", "ADE20K challenge PNGs (mode L, 0 = other) or full-ADE20K _seg.png (class = R/10*256+G)",
-               DENSE, PAIRING_OPTIONS | {"variant", "map_from_ade"}, layout=PAIRED),
-        Format("coco_panoptic", "COCO panoptic JSON + PNGs (segment id = R + 256*G + 256^2*B)", DENSE, layout=COCO),
-        Format("mapillary", "Mapillary Vistas v1.2 / v2.0 palette PNGs (palette index is the class)",
-               DENSE, PAIRING_OPTIONS | {"version"}, layout=PAIRED),
-        Format("cityscapes", "Cityscapes *_gtFine_labelIds.png", DENSE, PAIRING_OPTIONS, "dense", PAIRED),
-        Format("bdd100k", "BDD100K semantic masks (train ids in an L PNG)", DENSE, PAIRING_OPTIONS, "dense", PAIRED),
-        Format("idd", "IDD level3 id PNGs, or _polygons.json rasterised with PIL",
-               DENSE, PAIRING_OPTIONS | {"polygon_suffix", "polygon_label_to_level3"}, layout=PAIRED),
-        Format("sunrgbd", "SUN RGB-D 37-class label PNGs as MSeg prepares them (semseg-label37/, 0..36, 255)",
-               DENSE, PAIRING_OPTIONS, "dense", PAIRED),
-        Format("openimages_v6", "OpenImages V6 segmentation CSV + per-object binary mask PNGs (noisy)", DENSE,
-               layout="openimages:write_openimages"),
-        Format("objects365", "Objects365 COCO-format JSON, boxes only", frozenset({"box"}), layout=COCO),
-        Format("png_folder", "generic index-valued L/P PNGs, or colour-coded RGB with a colour per class",
-               DENSE, PAIRING_OPTIONS | {"mode", "ignore_colors"}, layout=PAIRED),
-        Format("coco_instances", "generic COCO instances JSON (RLE or polygons via pycocotools)",
-               DENSE | {"box"}, layout=COCO),
-        Format("youtube_vis", "YouTube-VIS instances JSON (per-frame RLE per object track) + per-video frame folders",
-               DENSE, frozenset({"frames"}), layout="youtube_vis:write_youtube_vis"),
-    ]
-}
+FORMATS: dict[str, Format] = {name: Format(**vars(info)) for name, info in FORMAT_INFO.items()}
 
 
 def get_reader(name: str) -> Format:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.convert.plan_columns import ItemColumns
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.cocojson import boxes_for, plan_columns
 from pipeline.convert.readers.common import class_of, load_image, make_sample, paint
+from pipeline.convert.readers.plan_columns import ItemColumns
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 

@@ -8,11 +8,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipeline.convert.plan_columns import ItemColumns
 from pipeline.convert.readers import jsonindex
 from pipeline.convert.readers.base import BadSample, WorkItem
 from pipeline.convert.readers.common import class_of, relative, sanitize_key
 from pipeline.convert.readers.pairing import split_spec
+from pipeline.convert.readers.plan_columns import ItemColumns
 from pipeline.errors import BadInput
 from pipeline.taxonomy.schema import DatasetTaxonomy
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.shard_format import sanitize_key  # noqa: F401 (the key rule's owner; readers import it from here)
-from pipeline.taxonomy.lut import UnknownRawValues
+from pipeline.taxonomy.lut import UnknownRawValues, mapper_for
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _EXT = {"JPEG": "jpg", "PNG": "png"}
@@ -91,7 +91,7 @@ def check_size(path: str | Path, label_size: tuple[int, int], width: int, height
 def class_of(tax: DatasetTaxonomy, raw_id: object, path: str | Path, what: str) -> int:
     """One raw id (a category id, an OpenImages MID) -> class or ignore index; unknown -> BadSample."""
     try:
-        return tax.mapper.target(raw_id)
+        return mapper_for(tax).target(raw_id)
     except UnknownRawValues:
         raise BadSample(path, f"{what} {raw_id!r} not in taxonomy {tax.name!r}", unknown=[raw_id]) from None
 
@@ -99,7 +99,7 @@ def class_of(tax: DatasetTaxonomy, raw_id: object, path: str | Path, what: str) 
 def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarray:
     """Raw integer label array -> class indices (tax.label_dtype); unknown values -> BadSample."""
     try:
-        return tax.mapper.map_array(raw)
+        return mapper_for(tax).map_array(raw)
     except UnknownRawValues as e:
         raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values) from None
 
@@ -109,7 +109,7 @@ def map_label_image(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """map_raw for a decoded label image, with the mapped value counts when they come for free."""
     try:
-        return tax.mapper.map_label_image(im)
+        return mapper_for(tax).map_label_image(im)
     except UnknownRawValues as e:
         raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values) from None
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.convert.plan_columns import ItemColumns
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.cocojson import boxes_for, plan_columns
 from pipeline.convert.readers.common import load_image, make_sample
+from pipeline.convert.readers.plan_columns import ItemColumns
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.convert.plan_columns import ItemColumns
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.common import (
     class_of,
@@ -31,7 +30,9 @@ from pipeline.convert.readers.common import (
     sanitize_key,
 )
 from pipeline.convert.readers.pairing import guess_image_path, split_spec
+from pipeline.convert.readers.plan_columns import ItemColumns
 from pipeline.errors import BadInput
+from pipeline.taxonomy.lut import mapper_for
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 REQUIRED = ("MaskPath", "ImageID", "LabelName", "BoxID")
@@ -176,7 +177,7 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     image = load_image(item.image)
     width, height = image.width, image.height
     planned = masks_of(item)
-    unknown = sorted({mid for _, mid in planned if mid not in tax.mapper.table})
+    unknown = sorted({mid for _, mid in planned if mid not in mapper_for(tax).table})
     if unknown:  # all of them, not only the first: the end-of-convert table counts each
         raise BadSample(item.index or item.image, f"{item.key}: MID(s) {unknown} not in taxonomy {tax.name!r}",
                         unknown=unknown)

@@ -74,13 +74,13 @@ class SegformerEmbed(nn.Module):
                 _load_partial(self.net.segformer, weights)
         _mit_layer_norm_eps(self.net)
         # Checkpoints may use transformers 4 or 5 parameter names: loading respells them to ours.
-        from trainer.segformer_keys import spelling
+        from trainer.model.segformer_keys import spelling
 
         self.spelling = spelling(self.net.state_dict().keys())
         self._register_load_state_dict_pre_hook(self._respell)
 
     def _respell(self, state_dict, prefix, *_):
-        from trainer.segformer_keys import to_v4, to_v5
+        from trainer.model.segformer_keys import to_v4, to_v5
 
         inner = prefix + "net."
         for key in [k for k in state_dict if k.startswith(inner)]:
@@ -98,7 +98,7 @@ def _mit_layer_norm_eps(net: nn.Module) -> None:
     patch-embedding and key/value-reduction ones; transformers builds them all with 1e-5."""
     import re
 
-    from trainer.segformer_keys import to_v4
+    from trainer.model.segformer_keys import to_v4
 
     for name, module in net.named_modules():
         if isinstance(module, nn.LayerNorm):

@@ -16,7 +16,7 @@ def own_label_space(space, taxonomies: Path | None = None) -> tuple[list[str], n
     vectors = np.asarray(space.vectors, dtype=np.float32)
     if space.names is not None and len(space.names) == len(vectors):
         return [str(n) for n in space.names], vectors
-    from trainer.evaluate import class_names_for
+    from trainer.predict.evaluate import class_names_for
 
     found: list[list[str]] = [[] for _ in range(len(vectors))]
     for dataset, columns in space.columns.items():
@@ -38,7 +38,7 @@ def label_image(predictor, image: np.ndarray, vectors: np.ndarray, scale: int, w
     Imported runs (config `inference: authors`) use the authors' single-scale procedure; other runs
     the trainer's (scores at network resolution, upsampled, softmax with the learned temperature)."""
     if predictor.config.get("inference") == "authors":
-        from trainer.authors_inference import authors_predict
+        from trainer.predict.authors import authors_predict
 
         labels, _ = authors_predict(predictor.net, image, vectors, scale, cut, predictor.device)
         return labels

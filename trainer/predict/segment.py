@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import BadInput
+from pipeline.palette import palette
 from pipeline.safe_write import atomic_path
-
-
-def palette(k: int) -> np.ndarray:
-    """k distinct colours (golden-ratio hues), stable for a given class order."""
-    cols = [colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65 + 0.35 * (i % 2), 0.95) for i in range(k)]
-    return (np.array(cols) * 255).astype(np.uint8).reshape(k, 3)
 
 
 def _save_png(image, path: Path) -> None:
@@ -50,7 +44,7 @@ def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: li
     (255, or 65535 above 255 labels) where the top probability is not above `cut`."""
     from PIL import Image
 
-    from trainer.run_space import label_image
+    from trainer.predict.run_space import label_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     window = tuple(predictor.config.get("crop", (640, 640))) if sliding else None

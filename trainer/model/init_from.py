@@ -15,7 +15,7 @@ from pipeline.errors import BadInput, NotFound
 
 def load_init(net, source: str | Path, model: str, dim: int, table_encoder: str | None = None) -> dict:
     """Load the network weights of `source` into `net` (strictly); returns what was loaded, for the log."""
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     try:
         state = load_checkpoint(source)

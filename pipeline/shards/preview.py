@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline import storage
 from pipeline.errors import NotFound
+from pipeline.palette import palette as class_palette
 from pipeline.shard_format import ShardRecord, parse_sample
 
 THUMB_WIDTH = 240
@@ -98,8 +99,6 @@ def read_first_samples(shard: storage.Location, keys: set[str]) -> dict[str, dic
 
 
 def palette(k: int) -> np.ndarray:
-    from trainer.segment import palette as class_palette
-
     return class_palette(max(k, 1))
 
 
@@ -180,7 +179,7 @@ def choose_samples(manifests, n: int):
 
 def preview_dataset(shard_dir: storage.Location, dataset: str, n: int, texts: dict[str, list[ClassInfo]]) -> DatasetPreview:
     """Everything the page shows for one dataset; `texts` gives class names and sentences per dataset."""
-    from pipeline.convert.stats import class_table
+    from pipeline.shards.stats import class_table
 
     manifests = _manifests(shard_dir, dataset)
     splits = sorted(set(manifests["split"].to_list()))

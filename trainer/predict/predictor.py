@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UnknownName
-from trainer.checkpoint import load_checkpoint
-from trainer.labels import LabelSpace
+from trainer.model.checkpoint import load_checkpoint
+from trainer.model.label_space import LabelSpace
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Predictor:
         import torch
 
-        from trainer.models import build_model
+        from trainer.model.networks import build_model
 
         state = load_checkpoint(path)
         cfg = state["config"]
@@ -63,7 +63,7 @@ class Predictor:
         import torch.nn.functional as F
         from PIL import Image
 
-        from trainer.normalise import normalise_images
+        from trainer.model.normalise import normalise_images
 
         h, w = image.shape[:2]
         v = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(self.device)

@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.errors import BadInput, SsiwError
 from pipeline.safe_write import save_figure, write_text_atomic
-from trainer.infer import Predictor
+from trainer.predict.predictor import Predictor
 
 
 def confusion(pred: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
@@ -32,8 +32,8 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
 def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     import webdataset as wds
 
-    from trainer.augment import decode_sample
-    from trainer.stream import find_shards, tar_samples
+    from trainer.data.augment import decode_sample
+    from trainer.data.stream import find_shards, tar_samples
 
     urls = find_shards(shard_dir, dataset, split)
     pipeline = wds.DataPipeline(wds.SimpleShardList(urls), *tar_samples())
@@ -89,7 +89,7 @@ def eval_class_labels(dataset: str, k: int, table=None, label_space=None,
     except (KeyError, ValueError, FileNotFoundError):
         pass
     if table is not None:
-        from trainer.labels import class_label_keys
+        from trainer.model.label_space import class_label_keys
 
         try:
             keys = class_label_keys(table, dataset, taxonomies)

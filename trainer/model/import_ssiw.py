@@ -36,7 +36,7 @@ class ReleaseError(BadInput):
 
 def universal_names() -> list[str]:
     """The 194 MSeg universal class names, in the order of the release's embedding rows."""
-    text = resources.files("trainer").joinpath("data/mseg_universal.txt").read_text()
+    text = resources.files("trainer.model").joinpath("mseg_universal.txt").read_text()
     return _names_from_text(text)
 
 
@@ -90,7 +90,7 @@ def read_release_state(path: Path) -> dict:
 
 def expected_layout(net) -> dict[str, tuple]:
     """Their name -> shape for every tensor our `segformer-b5` needs, derived from our model."""
-    from trainer.segformer_keys import to_v4, v4_shapes_to_authors
+    from trainer.model.segformer_keys import to_v4, v4_shapes_to_authors
 
     shapes = {to_v4(k.removeprefix("net.")): tuple(v.shape) for k, v in net.state_dict().items()}
     return v4_shapes_to_authors(shapes)
@@ -125,7 +125,7 @@ def to_model_state(state: dict, net) -> dict:
     """Their tensors under our model's own parameter names (`net.` + transformers' spelling)."""
     import torch
 
-    from trainer.segformer_keys import authors_to_v4, respell, spelling
+    from trainer.model.segformer_keys import authors_to_v4, respell, spelling
 
     kept = {k: v for k, v in state.items() if not k.startswith(DROPPED_PREFIXES)}
     own = net.state_dict()
@@ -175,9 +175,9 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     import torch
 
     from pipeline.safe_write import write_bytes_atomic as write_atomic
-    from trainer.checkpoint import save_checkpoint
-    from trainer.labels import LabelSpace
-    from trainer.models import build_model
+    from trainer.model.checkpoint import save_checkpoint
+    from trainer.model.label_space import LabelSpace
+    from trainer.model.networks import build_model
 
     state = read_release_state(checkpoint)
     head = state.get("head.linear_pred.weight")

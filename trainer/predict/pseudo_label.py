@@ -61,8 +61,8 @@ class Labeller:
                                  from_dataset=self.from_dataset)
 
     def predict(self, image: np.ndarray, ignore: int, dtype) -> np.ndarray:
-        from trainer.infer import Predictor
-        from trainer.run_space import label_image
+        from trainer.predict.predictor import Predictor
+        from trainer.predict.run_space import label_image
 
         predictor = _PREDICTORS.get(self.run)
         if predictor is None:

@@ -94,7 +94,7 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     if p is not None and rng.random() < p.blur_prob:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*p.blur_radius)))
     if p is not None and p.corruption_prob > 0 and p.corruption_kinds and rng.random() < p.corruption_prob:
-        from trainer.corrupt import corrupt
+        from trainer.data.corrupt import corrupt
 
         kind = p.corruption_kinds[int(rng.integers(len(p.corruption_kinds)))]
         image = corrupt(image, kind, int(rng.integers(p.corruption_severity[0], p.corruption_severity[1] + 1)), rng)

@@ -27,8 +27,8 @@ import numpy as np
 
 from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
-from trainer.augment import AugmentParams, decode_sample
-from trainer.tar_samples import SkippedSample, expand_shards
+from pipeline.shards.read import SkippedSample, expand_shards
+from trainer.data.augment import AugmentParams, decode_sample
 
 # Raw samples (encoded bytes) held per dataset per loader worker. Shards are random samples of their
 # split (the converter writes them in seeded random order), so the buffer mostly mixes shards read
