@@ -32,6 +32,18 @@ KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _NOT_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
 
+def label_dtype(num_classes: int) -> str:
+    """The dtype of a label PNG over `num_classes` classes: uint8 up to 254 classes (indices 0..253,
+    255 is ignore), uint16 above (ignore 65535). 255 classes would still fit in uint8, but every shard
+    written so far follows 254, so that stays the one rule, for shards and for predicted label maps."""
+    return "uint8" if num_classes <= 254 else "uint16"
+
+
+def ignore_value(num_classes: int) -> int:
+    """The value that means 'no class' in a label PNG over `num_classes` classes."""
+    return 255 if label_dtype(num_classes) == "uint8" else 65535
+
+
 class Supervision(str, Enum):
     """What a dataset's annotation gives; the order is the code the trainer's losses switch on."""
 

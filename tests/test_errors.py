@@ -18,7 +18,7 @@ def test_user_mistakes_raise_ssiw_errors_naming_what_is_wrong(tmp_path: Path, sh
     from pipeline.convert.readers import get_reader
     from pipeline.embed.table import load_table
     from trainer.config import load_config
-    from trainer.model.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import RunCheckpoint
 
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("name: [unclosed")
@@ -29,7 +29,7 @@ def test_user_mistakes_raise_ssiw_errors_naming_what_is_wrong(tmp_path: Path, sh
         (lambda: load_config(tmp_path / "absent.yaml"), NotFound, f"{tmp_path / 'absent.yaml'}: config file not found"),
         (lambda: load_config(bad_yaml), BadInput, f"{bad_yaml}: not valid YAML"),
         (lambda: load_table(tmp_path / "t.parquet"), NotFound, f"{tmp_path / 't.parquet'}: no such embedding file"),
-        (lambda: load_checkpoint(tmp_path / "step-1.pt"), NotFound, f"{tmp_path / 'step-1.pt'}: checkpoint not found"),
+        (lambda: RunCheckpoint.load(tmp_path / "step-1.pt"), NotFound, f"{tmp_path / 'step-1.pt'}: checkpoint not found"),
     ]
     for call, kind, message in cases:
         with pytest.raises(kind) as err:

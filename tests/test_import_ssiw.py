@@ -145,7 +145,7 @@ def test_a_checkpoint_in_the_other_transformers_spelling_loads(tmp_path):
 
 def test_import_loads_strictly_and_records_the_label_space(imported, release):
     _, _, emb = release
-    ckpt = torch.load(imported / "checkpoints" / "step-0000000.pt", weights_only=False)
+    ckpt = torch.load(imported / "checkpoints" / "step-0000000.pt", weights_only=True)
     with torch.device("meta"):
         net = build_model("segformer-b5", 512)
     result = net.load_state_dict(ckpt["model"], strict=True, assign=True)

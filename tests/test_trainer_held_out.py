@@ -92,7 +92,7 @@ def test_checkpoint_records_labels_and_eval_lists_seen_ones(shard_dir, tmp_path)
                       checkpoint_every=2, held_out_labels=["class_2"])
     run_training(cfg, table=table, progress=False)
     ckpt = cfg.run_dir / "checkpoints" / "step-0000002.pt"
-    ls = torch.load(ckpt, weights_only=False)["label_space"]
+    ls = torch.load(ckpt, weights_only=True)["label_space"]
     assert ls["trained_labels"] == ["class_0", "class_1", "class_3"] and ls["held_out"] == ["class_2"]
     table_path = write_tiny_table(tmp_path / "table.parquet", table)
     out = tmp_path / "eval"

@@ -66,8 +66,8 @@ def test_resume_gives_the_same_next_step(shard_dir, tmp_path):
     assert [h["step"] for h in resumed["history"]] == [3, 4]
     for a, b in zip(full["history"][2:], resumed["history"]):
         assert a["total"] == pytest.approx(b["total"], rel=1e-5)
-    sa = torch.load(cfg.run_dir / "checkpoints" / "step-0000004.pt", weights_only=False)["model"]
-    sb = torch.load(resumed_cfg.run_dir / "checkpoints" / "step-0000004.pt", weights_only=False)["model"]
+    sa = torch.load(cfg.run_dir / "checkpoints" / "step-0000004.pt", weights_only=True)["model"]
+    sb = torch.load(resumed_cfg.run_dir / "checkpoints" / "step-0000004.pt", weights_only=True)["model"]
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k])
 
@@ -92,14 +92,15 @@ def test_two_process_ddp_with_gloo(shard_dir, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = _config(shard_dir, tmp_path, steps=3, checkpoint_every=3)
+    # device: cpu, so the two processes run on gloo even where a GPU (or only one) exists.
+    cfg = _config(shard_dir, tmp_path, steps=3, checkpoint_every=3, device="cpu")
     mp.spawn(_ddp_worker, args=(2, port, cfg.model_dump_json(), str(tmp_path)), nprocs=2, join=True)
     losses = [np.load(tmp_path / f"rank{r}.npy") for r in range(2)]
     assert all(len(x) == 3 for x in losses)
     assert not np.allclose(losses[0], losses[1])  # each rank saw its own batches
     p0, p1 = np.load(tmp_path / "params0.npy"), np.load(tmp_path / "params1.npy")
     np.testing.assert_allclose(p0, p1, rtol=1e-6, atol=1e-7)  # gradients were averaged across ranks
-    state = torch.load(cfg.run_dir / "checkpoints" / "step-0000003.pt", weights_only=False)
+    state = torch.load(cfg.run_dir / "checkpoints" / "step-0000003.pt", weights_only=True)
     assert state["step"] == 3 and not (cfg.run_dir / "checkpoints" / "step-0000003.pt.tmp").exists()
 
 
@@ -170,7 +171,7 @@ def test_train_command_with_a_table_file_and_resume(shard_dir, tmp_path):
     assert res.exit_code == 0, res.output
     ckpts = sorted((tmp_path / "runs" / "cli" / "checkpoints").glob("*.pt"))
     assert [p.name for p in ckpts] == ["step-0000002.pt", "step-0000003.pt"]
-    assert torch.load(ckpts[-1], weights_only=False)["label_space"]["encoder"] == "synthetic"
+    assert torch.load(ckpts[-1], weights_only=True)["label_space"]["encoder"] == "synthetic"
     res = runner.invoke(app, ["train", str(config), "--resume", "auto"])  # already at the last step: no new rows
     assert res.exit_code == 0, res.output
     with open(tmp_path / "runs" / "cli" / "losses.csv") as f:
@@ -182,5 +183,17 @@ def test_ray_train_runs_the_same_loop(shard_dir, tmp_path, ray_session):
 
     config = load_config(_yaml_config(shard_dir, tmp_path, tmp_path / "table.parquet"))
     run_with_ray(config, num_workers=1, use_gpu=False)
-    state = torch.load(config.run_dir / "checkpoints" / "step-0000003.pt", weights_only=False)
+    state = torch.load(config.run_dir / "checkpoints" / "step-0000003.pt", weights_only=True)
     assert state["step"] == 3
+
+
+def test_a_process_without_a_gpu_of_its_own_stops_with_a_clear_error():
+    """Two processes on a one-GPU node: rank 1 used to die in torch.cuda.set_device (invalid device ordinal)."""
+    from pipeline.errors import BadInput
+    from trainer.train import pick_device
+
+    with pytest.raises(BadInput, match="2 processes on this node, 1 GPU: the process with LOCAL_RANK=1 has no GPU"):
+        pick_device("auto", local_rank=1, gpus=1, local_processes=2)
+    assert pick_device("auto", local_rank=0, gpus=1, local_processes=2) == "cuda:0"
+    assert pick_device("cpu", local_rank=1, gpus=1, local_processes=2) == "cpu"  # the gloo test's setting
+    assert pick_device("auto", local_rank=3, gpus=0, local_processes=4) == "cpu"

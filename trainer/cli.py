@@ -117,14 +117,14 @@ def segment(
     """Write a label PNG and a coloured overlay with a legend for each image."""
     from trainer.predict.evaluate import class_names_for
     from trainer.predict.predictor import Predictor
-    from trainer.predict.run_space import own_label_space
+    from trainer.predict.run_space import softmax_columns
     from trainer.predict.segment import segment_images
 
     if dataset is not None and label:
         raise BadInput("give either --dataset or --label 'name: description', not both")
     predictor = Predictor.from_checkpoint(checkpoint)
     if not dataset and not label:
-        names, vectors = own_label_space(predictor.label_space, taxonomies)
+        names, vectors = softmax_columns(predictor.label_space, taxonomies)
     elif dataset:
         tab = None
         if table is not None:
@@ -136,7 +136,7 @@ def segment(
     else:
         names, vectors = _encode_for_run(label, encoder or predictor.encoder or "minilm", predictor)
     written = segment_images(predictor, images, vectors, names, out,
-                             [scale or int(predictor.config.get("short_edge", 1080))], sliding, confidence)
+                             [scale or predictor.settings.short_edge], sliding, confidence)
     for w in written:
         typer.echo(f"{w['image']}: {w['overlay']} ({', '.join(w['classes'])})")
 
@@ -204,7 +204,7 @@ def pseudo_label(
 ) -> None:
     """Label a dataset's images with a run and write them as coarse training shards (or label PNGs)."""
     from pipeline.convert.plan import parse_size
-    from trainer.model.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import RunCheckpoint
     from trainer.predict.pseudo_label import (
         Labeller,
         PseudoLabelReader,
@@ -219,13 +219,11 @@ def pseudo_label(
         raise BadInput("give exactly one of --out (shards) or --png-dir (plain label PNGs)")
     if taxonomy and label:
         raise BadInput("give --taxonomy or --label, not both (neither: the run's own label space)")
-    state = load_checkpoint(run)
+    ckpt = RunCheckpoint.load(run)
     run_path = str(Path(run).resolve())
-    space, encoder = _choose_space(state, taxonomy, label, table, taxonomies)
+    output, encoder = _choose_output_labels(ckpt.label_space, taxonomy, label, table, taxonomies)
     out_name = name or taxonomy or f"{dataset}-pseudo"
-    cfg = state["config"]
-    labeller = Labeller(run_path, int(state.get("step", 0)), space, encoder,
-                        int(scale or cfg.get("short_edge", 1080)), confidence, dataset)
+    labeller = Labeller(run_path, ckpt.step, output, encoder, scale or ckpt.settings.short_edge, confidence, dataset)
     source_tax = None
     if root is not None:
         from pipeline.taxonomy.load import load_taxonomy_set
@@ -238,7 +236,7 @@ def pseudo_label(
         images, where = f"{split}-*.tar", shards / dataset
         if not sorted(where.glob(images)):
             raise NotFound(f"no shards match {where / images}")
-    tax = output_taxonomy(out_name, space, split, images)
+    tax = output_taxonomy(out_name, output, split, images)
     reader = PseudoLabelReader(labeller, source_tax)
     if png_dir is not None:
         summary = write_pngs(reader, tax, where, split, png_dir)
@@ -252,36 +250,28 @@ def pseudo_label(
                f"{tax.num_classes} classes")
 
 
-def _choose_space(state: dict, taxonomy, label, table, taxonomies):
-    """The label space to predict in: a taxonomy's classes, --label sentences, or the run's own."""
-    import numpy as np
+def _choose_output_labels(space, taxonomy, label, table, taxonomies):
+    """The labels to predict in: a taxonomy's classes, --label sentences, or the run's softmax columns."""
+    from trainer.predict.pseudo_label import OutputLabels
+    from trainer.predict.run_space import softmax_columns
 
-    from trainer.model.label_space import LabelSpace
-    from trainer.predict.pseudo_label import LabelSpaceChoice
-    from trainer.predict.run_space import own_label_space
-
-    space = LabelSpace.from_dict(state["label_space"])
     if taxonomy:
         from pipeline.taxonomy.load import load_taxonomy_set
 
         tax = load_taxonomy_set(taxonomies).dataset(taxonomy)
+        tab = None
         if table is not None:
             from trainer.train import load_embedding_table
 
             tab = load_embedding_table(table)
-            vectors = np.asarray(tab.vectors, dtype=np.float32)[np.asarray(tab.rows_for(taxonomy))]
-        elif taxonomy in space.columns:
-            vectors = space.dataset_vectors(taxonomy)
-        else:
-            raise BadInput(f"the run did not train on {taxonomy!r}; give --table with its embeddings "
-                             f"(encoder {space.encoder})")
-        return LabelSpaceChoice(tuple(tax.class_names), vectors, f"taxonomy:{taxonomy}",
-                                tuple(tax.class_labels)), space.encoder
+        vectors = space.vectors_for(taxonomy, tab)
+        return OutputLabels(tuple(tax.class_names), vectors, f"taxonomy:{taxonomy}",
+                            tuple(tax.class_labels)), space.encoder
     if label:
         from pipeline.embed.adhoc import encode_labels, parse_labels
 
         labels = parse_labels(label)
         vectors = encode_labels(labels, space.encoder or "minilm")
-        return LabelSpaceChoice(tuple(x.name for x in labels), vectors, "labels"), space.encoder
-    names, vectors = own_label_space(space)
-    return LabelSpaceChoice(tuple(names), vectors, "run"), space.encoder
+        return OutputLabels(tuple(x.name for x in labels), vectors, "labels"), space.encoder
+    names, vectors = softmax_columns(space)
+    return OutputLabels(tuple(names), vectors, "run"), space.encoder

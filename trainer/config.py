@@ -95,6 +95,9 @@ class TrainConfig(_Strict):
         "values at a time, recomputed in the backward pass: memory stays bounded with 700+ labels")
 
     seed: int = 0
+    device: Literal["auto", "cpu"] = Field(
+        default="auto", description="auto: each process its own GPU (the LOCAL_RANK-th) when the node has GPUs, "
+        "else the CPU; cpu: the CPU even where GPUs exist (several processes then talk over gloo)")
     amp: bool = True
     workers: int = Field(default=4, ge=0)
     shuffle_buffer: int = Field(

@@ -6,12 +6,12 @@ One process (GPU or CPU) as is; several through torchrun (WORLD_SIZE set: DDP) o
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import sys
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,10 @@ from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
 from trainer.data.stream import Source, StreamSpec, find_shards, make_loader
-from trainer.model.checkpoint import load_checkpoint, save_checkpoint
+from trainer.model.checkpoint import RunCheckpoint, TrainingState
 from trainer.model.label_space import LabelSpace, classes_present
 from trainer.model.normalise import normalise_images
-
-LOSS_FIELDS = ["step", "total", "hd", "ld", "wd", "tau", "lr", "samples_per_s", "skipped"]
+from trainer.run_log import RunLog
 
 
 def _trainee_class():
@@ -50,18 +49,6 @@ def load_embedding_table(path):
     from pipeline.embed.table import load_table
 
     return load_table(path)
-
-
-def _distributed():
-    """(rank, world, local_rank), starting the process group when torchrun set WORLD_SIZE."""
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
 
 
 def build_sources(cfg: TrainConfig, space: LabelSpace) -> list[Source]:
@@ -135,171 +122,209 @@ class BadSampleLimit(BadInput):
     """Too many unreadable samples: the data, not one sample, is broken."""
 
 
+def start_processes(cfg: TrainConfig):
+    """(rank, world, device) of this process; starts the process group when torchrun set WORLD_SIZE
+    (Ray Train starts it itself)."""
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    device = torch.device(pick_device(cfg.device, local_rank, gpus, local_processes))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized() and world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), device
+    return 0, 1, device
+
+
+def pick_device(choice: str, local_rank: int, gpus: int, local_processes: int) -> str:
+    """This process's device: its own GPU (LOCAL_RANK-th) unless `device: cpu` or there is none.
+    Two processes never share a GPU silently: one whose LOCAL_RANK has no GPU stops."""
+    if choice == "cpu" or gpus == 0:
+        return "cpu"
+    if local_rank >= gpus:
+        raise BadInput(f"{local_processes} processes on this node, {gpus} GPU{'s' if gpus != 1 else ''}: the process "
+                       f"with LOCAL_RANK={local_rank} has no GPU of its own; start at most {gpus} per node "
+                       f"(torchrun --nproc-per-node {gpus}), or set `device: cpu` in the config")
+    return f"cuda:{local_rank}"
+
+
+@dataclass
+class LoopPosition:
+    """Where the loop is: what a checkpoint saves and --resume restores, besides the weights."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches of this epoch already taken (the stream skips them on resume)
+    samples_read: int = 0  # raw samples read and skipped as unreadable, all ranks
+    samples_skipped: int = 0
+
+
+def save_run_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, space: LabelSpace, pos: LoopPosition) -> Path:
+    import torch
+
+    training = TrainingState(optimizer.state_dict(), scheduler.state_dict(), pos.epoch, pos.batch_in_epoch,
+                             torch.get_rng_state(), pos.samples_read, pos.samples_skipped)
+    ckpt = RunCheckpoint(model.net.state_dict(), model.criterion.state_dict(), json.loads(cfg.model_dump_json()),
+                         space, pos.step, training)
+    return ckpt.save(cfg.run_dir / "checkpoints" / f"step-{pos.step:07d}.pt")
+
+
+def restore(resume: str | Path, model, optimizer, scheduler) -> LoopPosition:
+    """Weights, optimizer, schedule and random state of a checkpoint; the position to go on from."""
+    import torch
+
+    ckpt = RunCheckpoint.load(resume)
+    if ckpt.training is None:
+        raise BadInput(f"{resume}: holds a network only (an imported release?), nothing to resume; "
+                       "start a new run from it with `init:`")
+    t = ckpt.training
+    model.net.load_state_dict(ckpt.network)
+    model.criterion.load_state_dict(ckpt.criterion)
+    optimizer.load_state_dict(t.optimizer)
+    scheduler.load_state_dict(t.scheduler)
+    torch.set_rng_state(t.torch_rng)
+    return LoopPosition(ckpt.step, t.epoch, t.batch_in_epoch, t.samples_read, t.samples_skipped)
+
+
+def build_trainee(cfg: TrainConfig, space: LabelSpace, device, world: int, init: bool, announce: bool):
+    """The network (from `init:` when asked) and the loss in one module, on `device`."""
+    from trainer.losses import SentenceLoss
+    from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
+
+    dim = int(space.vectors.shape[1])
+    net = build_model(cfg.model, dim, str(cfg.weights) if cfg.weights else None, cfg.width)
+    if init:
+        from trainer.model.init_from import load_init
+
+        loaded = load_init(net, cfg.init, cfg.model, dim, space.encoder)
+        if announce:
+            print(f"[ssiw] network from {loaded['source']} (step {loaded['step']}){loaded['note']}")
+    if world > 1 and cfg.sync_bn and has_batch_norm(net):
+        # 2 images per GPU give batch norm useless statistics; the paper's model syncs them.
+        net = convert_sync_batch_norm(net, device.type)
+    criterion = SentenceLoss(space.vectors, dim, cfg.box_dim, cfg.tau, cfg.ld_quantile, cfg.roi_size,
+                             cfg.loss_weights, cfg.loss_chunk_pixels)
+    return _trainee_class()(net, criterion).to(device)
+
+
+def build_scheduler(optimizer, cfg: TrainConfig):
+    """Linear warm-up, then polynomial decay to zero at cfg.steps."""
+    import torch
+
+    def poly(step: int) -> float:
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        return warm * max(0.0, 1 - step / cfg.steps) ** cfg.poly_power
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
+
+
+def augment_params(cfg: TrainConfig) -> AugmentParams:
+    return AugmentParams(short_edge=cfg.short_edge, scale=tuple(cfg.scale), crop=tuple(cfg.crop), flip=cfg.flip,
+                         jitter=cfg.jitter, blur_prob=cfg.blur_prob, box_min_visible=cfg.box_min_visible,
+                         corruption_prob=cfg.corruption.prob, corruption_kinds=tuple(cfg.corruption.kinds),
+                         corruption_severity=tuple(cfg.corruption.severity))
+
+
+def start_run_folder(cfg: TrainConfig, sources: list[Source], space: LabelSpace) -> None:
+    """Rank 0: the config beside the checkpoints, no half-saved checkpoint left, notes for the log."""
+    write_text_atomic(cfg.run_dir / "config.json", cfg.model_dump_json(indent=2))
+    remove_stale_temps(cfg.run_dir / "checkpoints")  # a checkpoint being saved when the run was killed
+    for note in box_target_notes(sources, _record_supervision):
+        print(note, flush=True)
+    if space.held_out:
+        print(f"[ssiw] held out of training: {', '.join(space.held_out)}", flush=True)
+
+
+def mean_losses(accum: list[dict]) -> dict[str, float]:
+    """Each loss averaged over the micro-batches of one optimizer step (those that had it)."""
+    return {k: float(np.mean([a[k] for a in accum if k in a])) for k in ("total", "hd", "ld", "wd")
+            if any(k in a for a in accum)}
+
+
 def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None, progress: bool = True) -> dict:
     """Train to cfg.steps optimizer steps; returns a summary (run folder, last losses)."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from trainer.losses import SentenceLoss
-    from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
-
-    rank, world, local_rank = _distributed()
-    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    rank, world, device = start_processes(cfg)
     torch.manual_seed(cfg.seed)
     table = table if table is not None else load_embedding_table(cfg.table)
     space = build_label_space(cfg, table)
     sources = build_sources(cfg, space)
-
-    net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
-    if cfg.init and not resume:
-        from trainer.model.init_from import load_init
-
-        loaded = load_init(net, cfg.init, cfg.model, int(space.vectors.shape[1]), space.encoder)
-        if rank == 0 and progress:
-            print(f"[ssiw] network from {loaded['source']} (step {loaded['step']}){loaded['note']}")
-    if world > 1 and cfg.sync_bn and has_batch_norm(net):
-        # 2 images per GPU give batch norm useless statistics; the paper's model syncs them.
-        net = convert_sync_batch_norm(net, device.type)
-    criterion = SentenceLoss(space.vectors, space.vectors.shape[1], cfg.box_dim, cfg.tau, cfg.ld_quantile,
-                             cfg.roi_size, cfg.loss_weights, cfg.loss_chunk_pixels)
-    model = _trainee_class()(net, criterion).to(device)
+    model = build_trainee(cfg, space, device, world, bool(cfg.init and not resume), rank == 0 and progress)
     optimizer = build_optimizer(model, cfg)
-
-    def poly(step: int) -> float:
-        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-        return warm * max(0.0, 1 - step / cfg.steps) ** cfg.poly_power
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
-    step, epoch, batch_in_epoch = 0, 0, 0
-    read_total, skipped_total = 0, 0  # raw samples read and skipped as unreadable, all ranks
-    if resume:
-        state = load_checkpoint(resume)
-        model.net.load_state_dict(state["model"])
-        model.criterion.load_state_dict(state["criterion"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        read_total, skipped_total = state.get("samples_read", 0), state.get("samples_skipped", 0)
-        torch.set_rng_state(state["torch_rng"])
+    scheduler = build_scheduler(optimizer, cfg)
+    pos = restore(resume, model, optimizer, scheduler) if resume else LoopPosition()
     ddp = DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
-
-    run_dir = cfg.run_dir
-    writer = csv_file = None
     if rank == 0:
-        write_text_atomic(run_dir / "config.json", cfg.model_dump_json(indent=2))
-        remove_stale_temps(run_dir / "checkpoints")  # a checkpoint being saved when the run was killed
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(run_dir / "tb"))
-        new = not (run_dir / "losses.csv").exists()
-        csv_file = open(run_dir / "losses.csv", "a", newline="")  # noqa: SIM115 -- appended to every step, closed at the end
-        csv_writer = csv.DictWriter(csv_file, fieldnames=LOSS_FIELDS)
-        if new:
-            csv_writer.writeheader()
-        for note in box_target_notes([src for src in sources], _record_supervision):
-            print(note, flush=True)
-        if space.held_out:
-            print(f"[ssiw] held out of training: {', '.join(space.held_out)}", flush=True)
-    skip_log = None  # skipped-rank<r>.jsonl, opened at the first unreadable sample
+        start_run_folder(cfg, sources, space)
+    log = RunLog(cfg.run_dir, rank, pos.step, cfg.steps, cfg.log_every, cfg.name, progress)
 
     batches_per_epoch = math.ceil(cfg.epoch_samples / (cfg.batch_size * world))
-    aug = AugmentParams(short_edge=cfg.short_edge, scale=tuple(cfg.scale), crop=tuple(cfg.crop), flip=cfg.flip,
-                        jitter=cfg.jitter, blur_prob=cfg.blur_prob, box_min_visible=cfg.box_min_visible,
-                        corruption_prob=cfg.corruption.prob, corruption_kinds=tuple(cfg.corruption.kinds),
-                        corruption_severity=tuple(cfg.corruption.severity))
+    aug = augment_params(cfg)
     use_amp = cfg.amp and device.type == "cuda"
-    own = cfg.softmax_over == "own"
     masks = {n: torch.from_numpy(space.column_mask(n)) for n in space.datasets}
     columns = {n: torch.from_numpy(space.columns[n]).to(device) for n in space.datasets}
-
-    bar = None
-    if rank == 0 and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
     last: dict[str, float] = {}
     history: list[dict] = []
     model.train()
     accum: list[dict] = []  # losses of the micro-batches since the last optimizer step
     step_read, step_skipped = 0, 0  # this rank's, since the last optimizer step
-    while step < cfg.steps:
-        spec = StreamSpec(sources, cfg.batch_size, batches_per_epoch, aug, cfg.seed, epoch, rank, world,
-                          batch_in_epoch, cfg.resampled, cfg.shuffle_buffer)
-        loader = make_loader(spec, cfg.workers, pin_memory=device.type == "cuda")
-        t0 = time.perf_counter()
-        for batch in loader:
-            batch_in_epoch += 1
-            step_read, step_skipped = step_read + batch["read"], step_skipped + len(batch["skipped"])
-            for item in batch["skipped"]:
-                line = json.dumps({"step": step + 1, "rank": rank, **item})
-                print(f"[ssiw] skipped unreadable sample: {line}", file=sys.stderr, flush=True)
-                if skip_log is None:
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                    # an append-only log kept open for the run (closed after the loop), like losses.csv
-                    skip_log = open(run_dir / f"skipped-rank{rank}.jsonl", "a")  # noqa: SIM115
-                skip_log.write(line + "\n")
-                skip_log.flush()
-            images = normalise_images(batch["image"], device)
-            cols = [columns[n] for n in batch["datasets"]]
-            mask = torch.stack([masks[n] for n in batch["datasets"]]).to(device) if own else None
-            sync = len(accum) + 1 == cfg.accumulate
-            ctx = ddp.no_sync() if (world > 1 and not sync) else _null()
-            with ctx:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    losses = ddp(images, batch, cols, mask)
-                (losses["total"] / cfg.accumulate).backward()
-            accum.append({k: float(v.detach()) for k, v in losses.items()})
-            if not sync:
-                continue
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-            read_total, skipped_total = _add_counts(read_total, skipped_total, step_read, step_skipped, world)
-            step_read, step_skipped = 0, 0
-            _check_bad_limit(read_total, skipped_total, cfg.max_bad_fraction, run_dir)
-            elapsed = time.perf_counter() - t0
+    try:
+        while pos.step < cfg.steps:
+            spec = StreamSpec(sources, cfg.batch_size, batches_per_epoch, aug, cfg.seed, pos.epoch, rank, world,
+                              pos.batch_in_epoch, cfg.resampled, cfg.shuffle_buffer)
             t0 = time.perf_counter()
-            last = {k: float(np.mean([a[k] for a in accum if k in a])) for k in ("total", "hd", "ld", "wd")
-                    if any(k in a for a in accum)}
-            last.update(step=step, tau=float(model.criterion.log_tau.detach().exp()), lr=scheduler.get_last_lr()[0],
-                        samples_per_s=cfg.batch_size * cfg.accumulate * world / max(elapsed, 1e-9),
-                        skipped=skipped_total)
-            history.append(dict(last))
-            accum = []
-            if rank == 0:
-                csv_writer.writerow({k: last.get(k, "") for k in LOSS_FIELDS})
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    csv_file.flush()
-                    for k in ("total", "hd", "ld", "wd", "tau", "lr"):
-                        if k in last:
-                            writer.add_scalar(f"train/{k}", last[k], step)
-                    writer.add_scalar("data/skipped_samples", skipped_total, step)
-                    writer.add_scalar("data/skipped_fraction", skipped_total / max(read_total, 1), step)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{last['total']:.3f}", tau=f"{last['tau']:.3f}")
-            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-                _save(run_dir, cfg, model, optimizer, scheduler, space, step, epoch, batch_in_epoch,
-                      read_total, skipped_total)
-            if step >= cfg.steps:
-                break
-        else:
-            epoch, batch_in_epoch = epoch + 1, 0  # the epoch's stream ran out
-    if bar is not None:
-        bar.close()
-    if skip_log is not None:
-        skip_log.close()
-    if rank == 0:
-        csv_file.close()
-        writer.close()
+            for batch in make_loader(spec, cfg.workers, pin_memory=device.type == "cuda"):
+                pos.batch_in_epoch += 1
+                log.skipped(pos.step + 1, batch["skipped"])
+                step_read, step_skipped = step_read + batch["read"], step_skipped + len(batch["skipped"])
+                images = normalise_images(batch["image"], device)
+                cols = [columns[n] for n in batch["datasets"]]
+                mask = torch.stack([masks[n] for n in batch["datasets"]]).to(device) if cfg.softmax_over == "own" else None
+                sync = len(accum) + 1 == cfg.accumulate  # the last micro-batch of an optimizer step
+                with ddp.no_sync() if (world > 1 and not sync) else nullcontext():
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                        losses = ddp(images, batch, cols, mask)
+                    (losses["total"] / cfg.accumulate).backward()
+                accum.append({k: float(v.detach()) for k, v in losses.items()})
+                if not sync:
+                    continue
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                pos.step += 1
+                pos.samples_read, pos.samples_skipped = _add_counts(pos.samples_read, pos.samples_skipped,
+                                                                    step_read, step_skipped, world)
+                step_read, step_skipped = 0, 0
+                _check_bad_limit(pos.samples_read, pos.samples_skipped, cfg.max_bad_fraction, cfg.run_dir)
+                elapsed, t0 = time.perf_counter() - t0, time.perf_counter()
+                last = {**mean_losses(accum), "step": pos.step, "tau": float(model.criterion.log_tau.detach().exp()),
+                        "lr": scheduler.get_last_lr()[0], "skipped": pos.samples_skipped,
+                        "samples_per_s": cfg.batch_size * cfg.accumulate * world / max(elapsed, 1e-9)}
+                history.append(dict(last))
+                accum = []
+                log.step(last, pos.samples_read, pos.samples_skipped)
+                if rank == 0 and (pos.step % cfg.checkpoint_every == 0 or pos.step == cfg.steps):
+                    log.flush()
+                    save_run_checkpoint(cfg, model, optimizer, scheduler, space, pos)
+                if pos.step >= cfg.steps:
+                    break
+            else:
+                pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0  # the epoch's stream ran out
+    finally:
+        log.close()
     if world > 1:
         dist.barrier()
-    return {"run_dir": str(run_dir), "step": step, "last": last, "history": history, "rank": rank, "model": model,
-            "samples_read": read_total, "samples_skipped": skipped_total}
+    return {"run_dir": str(cfg.run_dir), "step": pos.step, "last": last, "history": history, "rank": rank,
+            "model": model, "samples_read": pos.samples_read, "samples_skipped": pos.samples_skipped}
 
 
 def _add_counts(read_total: int, skipped_total: int, read: int, skipped: int, world: int) -> tuple[int, int]:
@@ -321,29 +346,6 @@ def _check_bad_limit(read: int, skipped: int, fraction: float, run_dir: Path) ->
         raise BadSampleLimit(
             f"{skipped} of {read} samples read were unreadable ({skipped / max(read, 1):.2%}), over the limit "
             f"max_bad_fraction={fraction}; see {run_dir}/skipped-rank*.jsonl for each shard, key and reason")
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _save(run_dir: Path, cfg, model, optimizer, scheduler, space: LabelSpace, step, epoch, batch_in_epoch,
-          samples_read: int = 0, samples_skipped: int = 0):
-    import torch
-
-    state = {
-        "model": model.net.state_dict(), "criterion": model.criterion.state_dict(),
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch, "torch_rng": torch.get_rng_state(),
-        "samples_read": samples_read, "samples_skipped": samples_skipped,
-        "config": json.loads(cfg.model_dump_json()),
-        "label_space": space.to_dict(),
-    }
-    save_checkpoint(run_dir / "checkpoints" / f"step-{step:07d}.pt", state)
 
 
 def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, resume: str | None = None) -> dict:

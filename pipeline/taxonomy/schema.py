@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.shard_format import Supervision  # the shard format owns the kinds; a taxonomy picks one
+from pipeline.shard_format import Supervision, ignore_value, label_dtype  # the shard format owns these rules
 
 # Raw ids are what the annotation file holds: an integer pixel value / category id,
 # or a string such as an OpenImages MID ("/m/04yx4").
@@ -143,12 +143,12 @@ class DatasetTaxonomy(_Strict):
 
     @property
     def label_dtype(self) -> Literal["uint8", "uint16"]:
-        """uint8 keeps 255 for ignore, so up to 254 classes fit (0..253)."""
-        return "uint8" if self.num_classes <= 254 else "uint16"
+        """See pipeline.shard_format.label_dtype (uint8 up to 254 classes)."""
+        return label_dtype(self.num_classes)
 
     @property
     def ignore_index(self) -> int:
-        return 255 if self.label_dtype == "uint8" else 65535
+        return ignore_value(self.num_classes)
 
     def raw_to_index(self) -> dict[RawId, int]:
         """Raw id -> contiguous class index. Ignored raw ids are absent (see ignore_values)."""

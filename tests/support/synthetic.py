@@ -131,6 +131,9 @@ class TinyTable:
             raise KeyError(f"dataset {dataset!r} is not in the embedding table")
         return np.asarray(self.lookup[dataset], dtype=np.int64)
 
+    def vectors_for(self, dataset: str) -> np.ndarray:
+        return self.vectors[self.rows_for(dataset)]
+
 
 def tiny_table(datasets: dict[str, int], dim: int = 16, shared: bool = True, seed: int = 0) -> TinyTable:
     """Random unit vectors; with `shared`, class i of every dataset maps to the same row i (one concept)."""

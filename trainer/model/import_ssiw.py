@@ -175,7 +175,7 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     import torch
 
     from pipeline.safe_write import write_bytes_atomic as write_atomic
-    from trainer.model.checkpoint import save_checkpoint
+    from trainer.model.checkpoint import RunCheckpoint, RunSettings
     from trainer.model.label_space import LabelSpace
     from trainer.model.networks import build_model
 
@@ -195,13 +195,14 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     assert not result.missing_keys and not result.unexpected_keys
 
     k = len(vectors)
-    config = {"name": Path(out).name, "model": "segformer-b5", "width": 32, "short_edge": 720, "crop": [720, 720],
-              "inference": "authors", "imported": {"checkpoint": str(checkpoint), "embeddings": str(embeddings)}}
+    settings = RunSettings(model="segformer-b5", short_edge=720, crop=(720, 720), inference="authors")
+    config = {"name": Path(out).name, **settings.model_dump(mode="json"),
+              "imported": {"checkpoint": str(checkpoint), "embeddings": str(embeddings)}}
     # One column per release row; the checkpoint stores it through the label-space type like any run.
     label_space = LabelSpace([LABEL_SPACE_NAME], np.arange(k), vectors, {LABEL_SPACE_NAME: np.arange(k)},
-                             encoder, names=list(names)).to_dict()
-    ckpt_state = {"model": net.state_dict(), "criterion": {"log_tau": torch.tensor(math.log(TEMPERATURE))},
-                  "step": 0, "epoch": 0, "batch_in_epoch": 0, "config": config, "label_space": label_space}
+                             encoder, names=list(names))
+    ckpt = RunCheckpoint(net.state_dict(), {"log_tau": torch.tensor(math.log(TEMPERATURE))}, config, label_space,
+                         step=0)
     out = Path(out)
     record = {"checkpoint": {"path": str(checkpoint), "bytes": Path(checkpoint).stat().st_size,
                              "sha256": _sha256(Path(checkpoint))},
@@ -213,6 +214,6 @@ def import_release(checkpoint: Path, embeddings: Path, out: Path, labels: Path |
     write_atomic(out / "labels.txt", ("\n".join(names) + "\n").encode())
     write_atomic(out / "import.json", json.dumps(record, indent=2).encode())
     # Last: a checkpoint under its final name marks a finished import (a killed one is simply redone).
-    path = save_checkpoint(out / "checkpoints" / "step-0000000.pt", ckpt_state)
+    path = ckpt.save(out / "checkpoints" / "step-0000000.pt")
     return {"run_dir": str(out), "checkpoint": str(path), "labels": k, "dim": dim, "left_out": len(dropped)}
 

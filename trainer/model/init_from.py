@@ -8,35 +8,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.errors import BadInput, NotFound
 
 
 def load_init(net, source: str | Path, model: str, dim: int, table_encoder: str | None = None) -> dict:
     """Load the network weights of `source` into `net` (strictly); returns what was loaded, for the log."""
-    from trainer.model.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import RunCheckpoint
 
     try:
-        state = load_checkpoint(source)
+        ckpt = RunCheckpoint.load(source)
     except NotFound as e:
         raise NotFound(f"init: {e}") from e
     except BadInput as e:
         raise BadInput(f"init: {e}") from e
-    theirs = state["config"].get("model")
+    theirs = ckpt.settings.model
     if theirs != model:
         raise BadInput(f"init: {source} holds a {theirs!r} network but the config's model is {model!r}")
-    ls = state["label_space"]
-    their_dim = int(np.asarray(ls["vectors"]).shape[1])
-    if their_dim != dim:
+    if ckpt.dim != dim:
         raise BadInput(
-            f"init: {source} outputs {their_dim}-d embeddings (text encoder {ls.get('encoder')}) but the table's "
+            f"init: {source} outputs {ckpt.dim}-d embeddings (text encoder {ckpt.encoder}) but the table's "
             f"are {dim}-d ({table_encoder}); embed the new taxonomy with the same encoder")
     try:
-        net.load_state_dict(state["model"], strict=True)
+        net.load_state_dict(ckpt.network, strict=True)
     except RuntimeError as e:
         raise BadInput(f"init: {source} does not fit the configured {model!r} network (width?): {e}") from e
     note = ""
-    if table_encoder and ls.get("encoder") and ls.get("encoder") != table_encoder:
-        note = f" (its labels were embedded with {ls.get('encoder')}, the table with {table_encoder})"
-    return {"source": str(source), "step": int(state.get("step", 0)), "note": note}
+    if table_encoder and ckpt.encoder and ckpt.encoder != table_encoder:
+        note = f" (its labels were embedded with {ckpt.encoder}, the table with {table_encoder})"
+    return {"source": str(source), "step": ckpt.step, "note": note}

@@ -102,6 +102,16 @@ class LabelSpace:
         mask[cols[cols >= 0]] = True
         return mask
 
+    def vectors_for(self, dataset: str, table=None) -> np.ndarray:
+        """(K, C) vectors of `dataset`'s classes: the table's when given (any dataset it embeds), else
+        this space's (training datasets only)."""
+        if table is not None:
+            return np.asarray(table.vectors_for(dataset), dtype=np.float32)
+        if dataset not in self.columns:
+            raise UnknownName(f"the run did not train on {dataset!r}; give --table with its embeddings "
+                              f"(text encoder {self.encoder})")
+        return self.dataset_vectors(dataset)
+
     def dataset_vectors(self, dataset: str) -> np.ndarray:
         cols = self.columns[dataset]
         if (cols < 0).any():

@@ -119,9 +119,12 @@ def _load_partial(module: nn.Module, path: str) -> None:
     else:
         try:
             state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:  # an ssiw checkpoint holds more than tensors
+        except Exception as e:  # a foreign pickle, or a damaged file
             raise BadInput(f"{p}: not a plain backbone weights file ({type(e).__name__}); to start from an "
                              f"ssiw run or checkpoint use `init:` instead of `weights:`") from e
+        if isinstance(state, dict) and {"label_space", "config", "model"} <= set(state):
+            raise BadInput(f"{p}: an ssiw checkpoint, not backbone weights; to start from an ssiw run or "
+                           f"checkpoint use `init:` instead of `weights:`")
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

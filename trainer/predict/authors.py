@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from pipeline.shard_format import ignore_value
+from trainer.model.normalise import MEAN, normalise_images
+
 # OpenCV's copyMakeBorder rounds the float mean colour they pass to the uint8 image's 8 bits.
-PAD_COLOUR = tuple(round(m * 255) for m in IMAGENET_MEAN)  # (124, 116, 104)
+PAD_COLOUR = tuple(round(m * 255) for m in MEAN)  # (124, 116, 104)
 LOGIT_SCALE = 100.0
 BAND_ROWS = 64  # output rows per band in steps 4-5
 
@@ -135,7 +136,7 @@ def labels_from_embeddings(emb, vectors, g: Geometry, cut: float | None = None):
     labels = labels.numpy()
     top = top.numpy()
     if cut is not None:
-        labels = np.where(top > cut, labels, 255 if len(v) <= 255 else 65535)
+        labels = np.where(top > cut, labels, ignore_value(len(v)))
     return labels, top
 
 
@@ -147,9 +148,7 @@ def authors_predict(net, image: np.ndarray, vectors: np.ndarray, short_edge: int
     g = geometry(image.shape[0], image.shape[1], short_edge)
     padded = pad_image(resize_bilinear(image, g.scaled_w, g.scaled_h), g)
     dev = device or next(net.parameters()).device
-    x = torch.from_numpy(padded).permute(2, 0, 1)[None].float().to(dev)
-    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1) * 255
+    x = normalise_images(torch.from_numpy(padded).permute(2, 0, 1)[None], dev)
     with torch.no_grad():
-        emb = net((x - mean) / std)[0]
+        emb = net(x)[0]
         return labels_from_embeddings(emb, vectors, g, cut)

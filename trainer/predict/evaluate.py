@@ -117,8 +117,8 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
     pred = predictor or Predictor.from_checkpoint(checkpoint)
     vecs = vectors if vectors is not None else pred.vectors_for(dataset, table)
     k = len(vecs)
-    window = tuple(pred.config.get("crop", (640, 640))) if sliding else None
-    single = [single_scale or int(pred.config.get("short_edge", 1080))]
+    window = pred.settings.crop if sliding else None
+    single = [single_scale or pred.settings.short_edge]
     modes = {"single_scale": single, "multi_scale": list(multi_scales)}
     conf = {m: np.zeros((k, k), dtype=np.int64) for m in modes}
     n = 0

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UnknownName
-from trainer.model.checkpoint import load_checkpoint
+from trainer.model.checkpoint import RunCheckpoint, RunSettings
 from trainer.model.label_space import LabelSpace
 
 
@@ -18,7 +17,7 @@ class Predictor:
     net: object
     log_tau: float
     device: object
-    config: dict
+    settings: RunSettings  # model, width, short edge, crop and inference procedure of the run
     label_space: LabelSpace
 
     @property
@@ -32,29 +31,22 @@ class Predictor:
 
         from trainer.model.networks import build_model
 
-        state = load_checkpoint(path)
-        cfg = state["config"]
-        space = LabelSpace.from_dict(state["label_space"])
-        dim = int(space.vectors.shape[1])
-        if cfg["model"] == "segformer-b5":  # every tensor comes from the file: skip the slow random init
+        ckpt = RunCheckpoint.load(path)
+        run = ckpt.settings
+        if run.model == "segformer-b5":  # every tensor comes from the file: skip the slow random init
             with torch.device("meta"):
-                net = build_model(cfg["model"], dim, None, cfg.get("width", 32))
-            net.load_state_dict(state["model"], assign=True)
+                net = build_model(run.model, ckpt.dim, None, run.width)
+            net.load_state_dict(ckpt.network, assign=True)
         else:
-            net = build_model(cfg["model"], dim, None, cfg.get("width", 32))
-            net.load_state_dict(state["model"])
+            net = build_model(run.model, ckpt.dim, None, run.width)
+            net.load_state_dict(ckpt.network)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         net.to(dev).eval()
-        log_tau = float(state["criterion"]["log_tau"])
-        return cls(net, log_tau, dev, cfg, space)
+        return cls(net, ckpt.log_tau, dev, run, ckpt.label_space)
 
     def vectors_for(self, dataset: str, table=None) -> np.ndarray:
         """The dataset's label vectors: from the table when given, else from the training label space."""
-        if table is not None:
-            return np.asarray(table.vectors, dtype=np.float32)[np.asarray(table.rows_for(dataset))]
-        if dataset in self.label_space.columns:
-            return self.label_space.dataset_vectors(dataset)
-        raise UnknownName(f"{dataset!r} was not a training dataset of this checkpoint; give --table to embed its labels")
+        return self.label_space.vectors_for(dataset, table)
 
     def scores(self, image: np.ndarray, vectors: np.ndarray, scales: list[int], window: tuple[int, int] | None = None,
                flip: bool = False) -> np.ndarray:

@@ -30,7 +30,9 @@ _PREDICTORS: dict = {}  # run path -> Predictor, one model per process (a Ray wo
 
 
 @dataclass(frozen=True)
-class LabelSpaceChoice:
+class OutputLabels:
+    """The classes pseudo-labels are written in (a taxonomy's, --label sentences or the run's own)."""
+
     names: tuple[str, ...]
     vectors: np.ndarray  # (K, D)
     kind: str  # "taxonomy:NAME" | "labels" | "run"
@@ -43,21 +45,21 @@ class Labeller:
 
     run: str
     step: int
-    space: LabelSpaceChoice
+    output: OutputLabels
     encoder: str | None
     scale: int
     confidence: float
     from_dataset: str
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(json.dumps([self.run, self.step, self.space.names, self.space.kind, self.scale,
+        h = hashlib.sha256(json.dumps([self.run, self.step, self.output.names, self.output.kind, self.scale,
                                        self.confidence]).encode())
-        h.update(np.ascontiguousarray(self.space.vectors, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.output.vectors, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
     def source(self) -> PseudoLabelSource:
-        return PseudoLabelSource(run=self.run, step=self.step, labels=list(self.space.names),
-                                 label_space=self.space.kind, encoder=self.encoder, confidence=self.confidence,
+        return PseudoLabelSource(run=self.run, step=self.step, labels=list(self.output.names),
+                                 label_space=self.output.kind, encoder=self.encoder, confidence=self.confidence,
                                  from_dataset=self.from_dataset)
 
     def predict(self, image: np.ndarray, ignore: int, dtype) -> np.ndarray:
@@ -67,8 +69,8 @@ class Labeller:
         predictor = _PREDICTORS.get(self.run)
         if predictor is None:
             predictor = _PREDICTORS[self.run] = Predictor.from_checkpoint(self.run)
-        labels = label_image(predictor, image, self.space.vectors, self.scale, None, self.confidence)
-        return np.where(labels < len(self.space.names), labels, ignore).astype(dtype)
+        labels = label_image(predictor, image, self.output.vectors, self.scale, None, self.confidence)
+        return np.where(labels < len(self.output.names), labels, ignore).astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,13 @@ class PseudoOptions(ShardOptions):
         return f"{super().tag()}|pseudo-label={self.labelling}"  # new run, labels or threshold: redo shards
 
 
-def output_taxonomy(name: str, space: LabelSpaceChoice, split: str, images: str) -> DatasetTaxonomy:
+def output_taxonomy(name: str, output: OutputLabels, split: str, images: str) -> DatasetTaxonomy:
     import re
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise BadInput(f"--name {name!r}: a dataset name holds lower-case letters, digits, '.', '_' and '-'")
-    keys = space.registry_labels or tuple(sanitize_key(n).lower() for n in space.names)
-    classes = [ClassEntry(name=n, label=k, raw_id=i) for i, (n, k) in enumerate(zip(space.names, keys))]
+    keys = output.registry_labels or tuple(sanitize_key(n).lower() for n in output.names)
+    classes = [ClassEntry(name=n, label=k, raw_id=i) for i, (n, k) in enumerate(zip(output.names, keys))]
     return DatasetTaxonomy(name=name, version="pseudo-label", homepage="", format="pseudo-label",
                            supervision=Supervision.coarse, splits={split: SplitSpec(images=images)}, classes=classes)
 
@@ -189,7 +191,7 @@ def write_pngs(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: Path, spli
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / "labelling.json"
     mine = {"labelling": reader.labeller.fingerprint(), "run": reader.labeller.run,
-            "label_space": reader.labeller.space.kind, "confidence": reader.labeller.confidence,
+            "label_space": reader.labeller.output.kind, "confidence": reader.labeller.confidence,
             "ignore": tax.ignore_index}
     if stamp.exists() and json.loads(stamp.read_text()).get("labelling") != mine["labelling"]:
         raise BadInput(f"{out}: holds label PNGs of another run, label space or threshold ({stamp}); "

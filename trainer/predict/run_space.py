@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.shard_format import ignore_value
 
-def own_label_space(space, taxonomies: Path | None = None) -> tuple[list[str], np.ndarray]:
+
+def softmax_columns(space, taxonomies: Path | None = None) -> tuple[list[str], np.ndarray]:
     """(names, vectors) of every column of the run's softmax (a LabelSpace), in column order.
 
     Runs saved before names were recorded get them from their datasets' taxonomies (a column shared
@@ -27,17 +29,13 @@ def own_label_space(space, taxonomies: Path | None = None) -> tuple[list[str], n
     return ["/".join(n) if n else f"label {i}" for i, n in enumerate(found)], vectors
 
 
-def ignore_value(k: int) -> int:
-    return 255 if k <= 255 else 65535
-
-
 def label_image(predictor, image: np.ndarray, vectors: np.ndarray, scale: int, window=None,
                 cut: float | None = None) -> np.ndarray:
     """Column index per pixel (int64), or the ignore value where the top probability is not above `cut`.
 
     Imported runs (config `inference: authors`) use the authors' single-scale procedure; other runs
     the trainer's (scores at network resolution, upsampled, softmax with the learned temperature)."""
-    if predictor.config.get("inference") == "authors":
+    if predictor.settings.inference == "authors":
         from trainer.predict.authors import authors_predict
 
         labels, _ = authors_predict(predictor.net, image, vectors, scale, cut, predictor.device)

@@ -9,6 +9,7 @@ import numpy as np
 from pipeline.errors import BadInput
 from pipeline.palette import palette
 from pipeline.safe_write import atomic_path
+from pipeline.shard_format import label_dtype
 
 
 def _save_png(image, path: Path) -> None:
@@ -41,13 +42,14 @@ def overlay_with_legend(image: np.ndarray, labels: np.ndarray, names: list[str],
 def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: list[str], out_dir: Path,
                    scales: list[int], sliding: bool = False, cut: float | None = None) -> list[dict]:
     """Label PNG values are columns of `vectors` (rows of the label space), or the ignore value
-    (255, or 65535 above 255 labels) where the top probability is not above `cut`."""
+    (pipeline.shard_format.ignore_value: 255, or 65535 above 254 labels) where the top probability is not
+    above `cut`."""
     from PIL import Image
 
     from trainer.predict.run_space import label_image
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    window = tuple(predictor.config.get("crop", (640, 640))) if sliding else None
+    window = predictor.settings.crop if sliding else None
     written = []
     for path in images:
         try:
@@ -58,7 +60,7 @@ def segment_images(predictor, images: list[Path], vectors: np.ndarray, names: li
             labels = label_image(predictor, image, vectors, scales[0], window, cut)
         else:
             labels = predictor.predict(image, vectors, scales, window)
-        dtype = np.uint8 if len(names) <= 255 else np.uint16
+        dtype = label_dtype(len(names))
         label_path = out_dir / f"{Path(path).stem}.label.png"
         overlay_path = out_dir / f"{Path(path).stem}.overlay.png"
         _save_png(Image.fromarray(labels.astype(dtype)), label_path)
