@@ -14,7 +14,7 @@ from pipeline.convert import cli as convert_cli
 from pipeline.describe import cli as describe_cli
 from pipeline.embed import cli as embed_cli
 from pipeline.errors import SsiwError
-from pipeline.labelspace import cli as labelspace_cli
+from pipeline.label_audit import cli as label_audit_cli
 from pipeline.shards import cli as shards_cli
 from pipeline.taxonomy import cli as taxonomy_cli
 from trainer import cli as trainer_cli
@@ -47,7 +47,7 @@ app = typer.Typer(
 app.add_typer(taxonomy_cli.app, name="taxonomy")
 app.command("describe")(describe_cli.describe)
 app.command("embed")(embed_cli.embed)
-app.add_typer(labelspace_cli.app, name="labels")
+app.add_typer(label_audit_cli.app, name="labels")
 app.command("convert")(convert_cli.convert)
 app.add_typer(shards_cli.shards_app, name="shards")
 app.command("train")(trainer_cli.train)

@@ -114,7 +114,7 @@ def plot_examples(p, per_dataset: int, out: Path) -> Path:
 
 def separation_scores(p) -> dict[str, float]:
     from pipeline.embed.table import load_table
-    from pipeline.labelspace.similarity import registry_space, separation
+    from pipeline.label_audit.similarity import registry_space, separation
     from pipeline.taxonomy.load import load_taxonomy_set
 
     taxset = load_taxonomy_set(p.taxonomies)

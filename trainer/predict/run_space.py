@@ -1,5 +1,6 @@
-"""A run's own label space (the labels it was trained on, or the release's 194 for an imported run)
-and one entry point that labels an image in any label space, by the run's inference procedure."""
+"""A run's softmax columns as names and vectors (the labels it was trained on, or the release's 194 for
+an imported run), and one entry point that labels an image over any label vectors, by the run's
+inference procedure."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(
-    help="Look at the label space: similarity heatmap and duplicate audit.", no_args_is_help=True
+    help="Audit the registry's label texts: similarity heatmap and duplicate audit.", no_args_is_help=True
 )
 console = Console()
 
@@ -19,7 +19,7 @@ TaxonomyDir = typer.Option(
 CacheDir = typer.Option(None, "--cache", help="cache folder (default: ./cache or $SSIW_CACHE)")
 Encoder = typer.Option("minilm", "--encoder", "-e", help="'minilm' or 'open_clip:MODEL[:PRETRAINED]'")
 OutPng = typer.Option(
-    None, "--out", "-o", help="heatmap PNG (default: <cache>/labelspace/similarity-<encoder>-<mode>.png)"
+    None, "--out", "-o", help="heatmap PNG (default: <cache>/label_audit/similarity-<encoder>-<mode>.png)"
 )
 Device = typer.Option(None, "--device", help="torch device for embedding (default: cuda when available)")
 
@@ -50,7 +50,7 @@ def similarity(
     """Heatmap of pairwise cosine similarity, labels ordered by group, and the separation score
     (mean within-group cosine minus mean between-group cosine; higher keeps groups apart)."""
     from pipeline.embed.encoders import get_encoder
-    from pipeline.labelspace.similarity import plot_heatmap, registry_space, separation
+    from pipeline.label_audit.similarity import plot_heatmap, registry_space, separation
     from pipeline.paths import default_cache_dir
 
     modes = ["sentence", "word"] if mode == "both" else [mode]
@@ -65,7 +65,7 @@ def similarity(
         sep = separation(sim, space.groups)
         enc_id = get_encoder(encoder).id
         if out is None:
-            png = (cache or default_cache_dir()) / "labelspace" / f"similarity-{enc_id}-{m}.png"
+            png = (cache or default_cache_dir()) / "label_audit" / f"similarity-{enc_id}-{m}.png"
         else:
             png = out if len(modes) == 1 else out.with_name(f"{out.stem}-{m}{out.suffix}")
         plot_heatmap(space, sim, png, f"{table.encoder}, {m} mode: separation {sep.score:.3f}")
@@ -108,7 +108,7 @@ def audit(
 ) -> None:
     """For each label, its nearest labels used by OTHER datasets, flagging likely duplicates and
     ambiguous pairs, so whoever adds a dataset sees where its labels collide with existing ones."""
-    from pipeline.labelspace.audit import audit_labels, flagged_pairs
+    from pipeline.label_audit.audit import audit_labels, flagged_pairs
 
     taxset, table = _table(taxonomies, cache, encoder, mode, device)
     entries = audit_labels(table, taxset, top=top, duplicate=duplicate, ambiguous=ambiguous, dataset=dataset)

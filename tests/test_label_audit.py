@@ -11,8 +11,8 @@ from support.labelspace_fixtures import load_small_taxonomy, shared_minilm, writ
 
 from pipeline.embed.run import embed_labels
 from pipeline.embed.table import EmbeddingTable, LookupRow, load_table
-from pipeline.labelspace.audit import AMBIGUOUS, DUPLICATE, audit_labels, flagged_pairs
-from pipeline.labelspace.similarity import group_spans, plot_heatmap, registry_space, separation
+from pipeline.label_audit.audit import AMBIGUOUS, DUPLICATE, audit_labels, flagged_pairs
+from pipeline.label_audit.similarity import group_spans, plot_heatmap, registry_space, separation
 
 
 @pytest.fixture(scope="session")

@@ -1,1 +1,0 @@
-"""labelspace stage."""
