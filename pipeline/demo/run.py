@@ -95,7 +95,7 @@ def prepare(p: Paths, s: Settings, timer: Timer) -> None:
     with timer.step("Embed label sentences and label words with MiniLM"):
         for mode in ("sentence", "word"):
             ssiw("embed", "--encoder", "minilm", "--mode", mode, "--taxonomies", p.taxonomies, "--cache", p.cache)
-    with timer.step("Look at the label space"):
+    with timer.step("Audit the label texts"):
         ssiw("labels", "similarity", "--encoder", "minilm", "--mode", "both", "--taxonomies", p.taxonomies,
              "--cache", p.cache, "--out", p.figures / "similarity.png")
     with timer.step("Convert every dataset into WebDataset shards (Ray)"):
