@@ -173,4 +173,4 @@ def test_wd_keeps_a_box_only_when_enough_of_it_is_in_the_crop(min_visible, kept)
                       box_min_visible=min_visible)
     s = decode_sample({"__key__": "t-1", "json": record.to_json(), "png": buf.getvalue()},
                       np.random.default_rng(0), p)
-    assert s["box_classes"].tolist() == [1, 2]
+    assert s.box_classes.tolist() == [1, 2]

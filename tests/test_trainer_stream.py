@@ -99,16 +99,16 @@ def test_boxes_and_labels_move_with_the_image():
     for seed in range(12):
         rng = np.random.default_rng(seed)
         s = decode_sample(raw, rng, p)
-        assert s["image"].shape == (64, 64, 3) and s["target"].shape == (64, 64)
-        assert set(np.unique(s["target"])) <= {-1, 3}  # nearest resize: no invented classes
-        for (x0, y0, x1, y1), cls in zip(s["boxes"], s["box_classes"]):
+        assert s.image.shape == (64, 64, 3) and s.target.shape == (64, 64)
+        assert set(np.unique(s.target)) <= {-1, 3}  # nearest resize: no invented classes
+        for (x0, y0, x1, y1), cls in zip(s.boxes, s.box_classes):
             assert cls == 3
-            inner = s["target"][int(y0) + 2 : int(y1) - 2, int(x0) + 2 : int(x1) - 2]
+            inner = s.target[int(y0) + 2 : int(y1) - 2, int(x0) + 2 : int(x1) - 2]
             if inner.size:
                 assert (inner == 3).all()
-                assert s["image"][int(y0) + 2 : int(y1) - 2, int(x0) + 2 : int(x1) - 2, 0].min() > 200
-        red = s["image"][..., 0] > 128
-        assert ((s["target"] == 3) == red).mean() > 0.97  # image and label stay aligned (flips too)
+                assert s.image[int(y0) + 2 : int(y1) - 2, int(x0) + 2 : int(x1) - 2, 0].min() > 200
+        red = s.image[..., 0] > 128
+        assert ((s.target == 3) == red).mean() > 0.97  # image and label stay aligned (flips too)
 
 
 def test_large_jpeg_decodes_at_reduced_scale_with_correct_output():
@@ -120,10 +120,10 @@ def test_large_jpeg_decodes_at_reduced_scale_with_correct_output():
     raw = _raw_sample(image, label, None, fmt="JPEG")
     p = AugmentParams(short_edge=120, scale=(1.0, 1.0), crop=(160, 160), flip=False, jitter=0.0, blur_prob=0.0)
     s = decode_sample(raw, rng, p)
-    assert s["image"].shape == (160, 160, 3)
-    assert (s["target"][120:] == -1).all()  # padded below the 120-px-high image
-    blue = s["image"][:120, :, 2] > 128
-    assert ((s["target"][:120] == 1) == blue).mean() > 0.97
+    assert s.image.shape == (160, 160, 3)
+    assert (s.target[120:] == -1).all()  # padded below the 120-px-high image
+    blue = s.image[:120, :, 2] > 128
+    assert ((s.target[:120] == 1) == blue).mean() > 0.97
 
 
 def test_bad_samples_name_the_key_and_reason():

@@ -125,6 +125,12 @@ class TrainConfig(_Strict):
         return self.out_dir / self.name
 
 
+def config_default(field: str, model: type[BaseModel] = TrainConfig):
+    """A field's default, for code that needs it without a config: augmentation built in code, a
+    checkpoint whose saved config lacks the field. The defaults live in the models above only."""
+    return model.model_fields[field].get_default(call_default_factory=True)
+
+
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a YAML config; errors name the file and each bad field."""
     import yaml

@@ -224,13 +224,6 @@ def build_scheduler(optimizer, cfg: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
 
 
-def augment_params(cfg: TrainConfig) -> AugmentParams:
-    return AugmentParams(short_edge=cfg.short_edge, scale=tuple(cfg.scale), crop=tuple(cfg.crop), flip=cfg.flip,
-                         jitter=cfg.jitter, blur_prob=cfg.blur_prob, box_min_visible=cfg.box_min_visible,
-                         corruption_prob=cfg.corruption.prob, corruption_kinds=tuple(cfg.corruption.kinds),
-                         corruption_severity=tuple(cfg.corruption.severity))
-
-
 def start_run_folder(cfg: TrainConfig, sources: list[Source], space: LabelSpace) -> None:
     """Rank 0: the config beside the checkpoints, no half-saved checkpoint left, notes for the log."""
     write_text_atomic(cfg.run_dir / "config.json", cfg.model_dump_json(indent=2))
@@ -268,7 +261,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     log = RunLog(cfg.run_dir, rank, pos.step, cfg.steps, cfg.log_every, cfg.name, progress)
 
     batches_per_epoch = math.ceil(cfg.epoch_samples / (cfg.batch_size * world))
-    aug = augment_params(cfg)
+    aug = AugmentParams.from_config(cfg)
     use_amp = cfg.amp and device.type == "cuda"
     masks = {n: torch.from_numpy(space.column_mask(n)) for n in space.datasets}
     columns = {n: torch.from_numpy(space.columns[n]).to(device) for n in space.datasets}

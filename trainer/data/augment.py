@@ -16,22 +16,67 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.shard_format import SampleError, ShardSample, parse_sample
+from trainer.config import Corruption, config_default
+
+
+def _default(field: str):
+    """The training config's default: AugmentParams built in code (tests, benchmarks) matches a YAML run."""
+    if field.startswith("corruption_"):
+        return config_default(field.removeprefix("corruption_"), Corruption)
+    return config_default(field)
 
 
 @dataclass(frozen=True)
 class AugmentParams:
-    short_edge: int = 1080
-    scale: tuple[float, float] = (0.5, 2.0)
-    crop: tuple[int, int] = (640, 640)  # height, width
-    flip: bool = True
-    jitter: float = 0.3  # brightness / contrast / saturation factors drawn from [1-j, 1+j]
-    blur_prob: float = 0.2
+    short_edge: int = _default("short_edge")
+    scale: tuple[float, float] = _default("scale")
+    crop: tuple[int, int] = _default("crop")  # height, width
+    flip: bool = _default("flip")
+    jitter: float = _default("jitter")  # brightness / contrast / saturation factors drawn from [1-j, 1+j]
+    blur_prob: float = _default("blur_prob")
     blur_radius: tuple[float, float] = (0.1, 2.0)
     draft: bool = True
-    box_min_visible: float = 0.5  # keep a box only when at least this share of its area is in the crop
-    corruption_prob: float = 0.0  # chance of one image corruption per sample (see trainer/corrupt.py)
-    corruption_kinds: tuple[str, ...] = ()
-    corruption_severity: tuple[int, int] = (1, 3)
+    box_min_visible: float = _default("box_min_visible")  # keep a box only when this share of it is in the crop
+    corruption_prob: float = _default("corruption_prob")  # chance of one image corruption (trainer/data/corrupt.py)
+    corruption_kinds: tuple[str, ...] = tuple(_default("corruption_kinds"))
+    corruption_severity: tuple[int, int] = _default("corruption_severity")
+    keep_size: bool = False  # no resize and no crop: the whole image at its own size (see none())
+
+    @classmethod
+    def none(cls) -> AugmentParams:
+        """No augmentation (evaluation): the image as it is, every box kept, nothing random applied."""
+        return cls(scale=(1.0, 1.0), flip=False, jitter=0.0, blur_prob=0.0, draft=False, box_min_visible=0.0,
+                   corruption_prob=0.0, keep_size=True)
+
+    @classmethod
+    def from_config(cls, cfg) -> AugmentParams:
+        """A TrainConfig's augmentation fields."""
+        return cls(short_edge=cfg.short_edge, scale=tuple(cfg.scale), crop=tuple(cfg.crop), flip=cfg.flip,
+                   jitter=cfg.jitter, blur_prob=cfg.blur_prob, box_min_visible=cfg.box_min_visible,
+                   corruption_prob=cfg.corruption.prob, corruption_kinds=tuple(cfg.corruption.kinds),
+                   corruption_severity=tuple(cfg.corruption.severity))
+
+
+@dataclass
+class DecodedSample:
+    """One training sample, decoded and augmented (or a blank standing in for an unreadable one)."""
+
+    key: str
+    dataset: str  # as the record says
+    supervision: str  # dense / coarse / box (a Supervision)
+    image: np.ndarray  # uint8 H x W x 3
+    target: np.ndarray  # int64 H x W, class index or -1 (ignore)
+    boxes: np.ndarray  # float32 N x 4, x0 y0 x1 y1 in the crop
+    box_classes: np.ndarray  # int64 N
+    box_targets: np.ndarray | None  # N x D image embeddings of the boxes (KEY.boxemb.npy), if the shard has them
+    source: str = ""  # the training dataset whose shards it came from (set by the stream)
+
+    @classmethod
+    def blank(cls, key: str, source: str, crop: tuple[int, int]) -> DecodedSample:
+        """Stands in for a sample that could not be decoded: black, every pixel ignored, no boxes."""
+        h, w = crop
+        return cls(key, source, "dense", np.zeros((h, w, 3), np.uint8), np.full((h, w), -1, np.int64),
+                   np.zeros((0, 4), np.float32), np.zeros(0, np.int64), None, source)
 
 
 def _label_array(key: str, data: bytes, ignore_index: int, box, out_size) -> np.ndarray:
@@ -51,10 +96,8 @@ def _label_array(key: str, data: bytes, ignore_index: int, box, out_size) -> np.
     return arr
 
 
-def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) -> dict:
-    """Raw webdataset sample -> dict(image uint8 HxWx3, target int64 HxW with -1 ignore, boxes, ...).
-
-    With p None the image keeps its size (evaluation)."""
+def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams) -> DecodedSample:
+    """Raw webdataset sample -> a DecodedSample (image, target with -1 ignore, boxes in the crop)."""
     from PIL import Image, ImageEnhance, ImageFilter
 
     sample = parse_sample(raw)
@@ -65,8 +108,8 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     except Exception as e:  # PIL raises several types for corrupt files
         raise SampleError(key, f"image cannot be decoded: {e}") from e
 
-    if p is None:
-        f, (x, y, cw, ch), crop_h, crop_w = 1.0, (0, 0, w0, h0), h0, w0
+    if p.keep_size:
+        f, (x, y, cw, ch), (crop_h, crop_w) = 1.0, (0, 0, w0, h0), (h0, w0)
     else:
         f = p.short_edge * rng.uniform(*p.scale) / min(w0, h0)
         sw, sh = max(1, round(w0 * f)), max(1, round(h0 * f))
@@ -76,7 +119,7 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     # crop window in original pixels (clamped: rounding the scaled size may overshoot by a fraction)
     src = (x / f, y / f, min(w0, (x + cw) / f), min(h0, (y + ch) / f))
 
-    if p is not None and p.draft and ext in ("jpg", "jpeg") and f <= 0.5:
+    if p.draft and ext in ("jpg", "jpeg") and f <= 0.5:
         im.draft("RGB", (math.ceil(w0 * f), math.ceil(h0 * f)))  # DCT-domain downscale: far less work
     sx, sy = im.size[0] / w0, im.size[1] / h0
     try:
@@ -87,13 +130,13 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     except Exception as e:  # PIL decodes lazily: a corrupt file fails here, with as many types
         raise SampleError(key, f"image cannot be decoded: {e}") from e
 
-    do_flip = bool(p is not None and p.flip and rng.random() < 0.5)
-    if p is not None and p.jitter > 0:
+    do_flip = bool(p.flip and rng.random() < 0.5)
+    if p.jitter > 0:
         for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
             image = enhancer(image).enhance(rng.uniform(1 - p.jitter, 1 + p.jitter))
-    if p is not None and rng.random() < p.blur_prob:
+    if rng.random() < p.blur_prob:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(*p.blur_radius)))
-    if p is not None and p.corruption_prob > 0 and p.corruption_kinds and rng.random() < p.corruption_prob:
+    if p.corruption_prob > 0 and p.corruption_kinds and rng.random() < p.corruption_prob:
         from trainer.data.corrupt import corrupt
 
         kind = p.corruption_kinds[int(rng.integers(len(p.corruption_kinds)))]
@@ -105,16 +148,13 @@ def decode_sample(raw: dict, rng: np.random.Generator, p: AugmentParams | None) 
     if sample.label_png is not None:
         target[:ch, :cw] = _label_array(key, sample.label_png, sample.record.ignore_index, src, (cw, ch))
 
-    boxes, classes, box_targets = _boxes(sample, f, x, y, cw, ch, p.box_min_visible if p is not None else 0.0)
+    boxes, classes, box_targets = _boxes(sample, f, x, y, cw, ch, p.box_min_visible)
     if do_flip:
         img, target = img[:, ::-1], target[:, ::-1]
         if len(boxes):
             boxes[:, [0, 2]] = crop_w - boxes[:, [2, 0]]
-    return {
-        "key": key, "dataset": sample.record.dataset, "supervision": sample.record.supervision,
-        "image": np.ascontiguousarray(img), "target": np.ascontiguousarray(target),
-        "boxes": boxes, "box_classes": classes, "box_targets": box_targets,
-    }
+    return DecodedSample(key, sample.record.dataset, sample.record.supervision, np.ascontiguousarray(img),
+                         np.ascontiguousarray(target), boxes, classes, box_targets)
 
 
 def _boxes(sample: ShardSample, f, x, y, cw, ch, min_visible: float = 0.5):

@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
 from pipeline.shards.read import SkippedSample, expand_shards
-from trainer.data.augment import AugmentParams, decode_sample
+from trainer.data.augment import AugmentParams, DecodedSample, decode_sample
 
 # Raw samples (encoded bytes) held per dataset per loader worker. Shards are random samples of their
 # split (the converter writes them in seeded random order), so the buffer mostly mixes shards read
@@ -136,42 +136,33 @@ def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int
             raise NotFound(f"shards yield no samples for this worker: {urls[:3]}")
 
 
-def blank_sample(key: str, source: str, crop: tuple[int, int]) -> dict:
-    """Stands in for a sample that could not be decoded: black, every pixel ignored, no boxes."""
-    h, w = crop
-    return {"key": key, "dataset": source, "source": source, "supervision": "dense",
-            "image": np.zeros((h, w, 3), np.uint8), "target": np.full((h, w), -1, np.int64),
-            "boxes": np.zeros((0, 4), np.float32), "box_classes": np.zeros(0, np.int64), "box_targets": None}
-
-
-def drop_held_out(sample: dict, held: np.ndarray | None) -> dict:
+def drop_held_out(sample: DecodedSample, held: np.ndarray | None) -> DecodedSample:
     """Held-out classes leave no trace in the targets: their pixels become ignore, their boxes go."""
     if held is None or len(held) == 0:
         return sample
-    target = sample["target"]
-    target[np.isin(target, held)] = -1
-    keep = ~np.isin(sample["box_classes"], held)
+    sample.target[np.isin(sample.target, held)] = -1
+    keep = ~np.isin(sample.box_classes, held)
     if not keep.all():
-        sample["boxes"], sample["box_classes"] = sample["boxes"][keep], sample["box_classes"][keep]
-        if sample["box_targets"] is not None:
-            sample["box_targets"] = sample["box_targets"][keep]
+        sample.boxes, sample.box_classes = sample.boxes[keep], sample.box_classes[keep]
+        if sample.box_targets is not None:
+            sample.box_targets = sample.box_targets[keep]
     return sample
 
 
-def collate(samples: list[dict], names: list[str], rows: dict[str, np.ndarray | None]) -> dict:
+def collate(samples: list[DecodedSample], names: list[str], rows: dict[str, np.ndarray | None]) -> dict:
     import torch
 
     return {
-        "image": torch.from_numpy(np.stack([s["image"] for s in samples])).permute(0, 3, 1, 2).contiguous(),
-        "target": torch.from_numpy(np.stack([s["target"] for s in samples])),
-        "dataset_index": torch.tensor([names.index(s["source"]) for s in samples], dtype=torch.long),
-        "supervision": torch.tensor([Supervision(s["supervision"]).code for s in samples], dtype=torch.long),
-        "rows": [None if rows.get(s["source"]) is None else torch.from_numpy(rows[s["source"]]) for s in samples],
-        "boxes": [torch.from_numpy(s["boxes"]) for s in samples],
-        "box_classes": [torch.from_numpy(s["box_classes"]) for s in samples],
-        "box_targets": [None if s["box_targets"] is None else torch.from_numpy(s["box_targets"]) for s in samples],
-        "keys": [s["key"] for s in samples],
-        "datasets": [s["source"] for s in samples],
+        "image": torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).contiguous(),
+        "target": torch.from_numpy(np.stack([s.target for s in samples])),
+        "dataset_index": torch.tensor([names.index(s.source) for s in samples], dtype=torch.long),
+        "supervision": torch.tensor([Supervision(s.supervision).code for s in samples], dtype=torch.long),
+        "rows": [None if rows.get(s.source) is None else torch.from_numpy(rows[s.source]) for s in samples],
+        "boxes": [torch.from_numpy(s.boxes) for s in samples],
+        "box_classes": [torch.from_numpy(s.box_classes) for s in samples],
+        "box_targets": [None if s.box_targets is None else torch.from_numpy(s.box_targets) for s in samples],
+        "keys": [s.key for s in samples],
+        "datasets": [s.source for s in samples],
         "skipped": [],  # SkippedSample.as_dict() of the samples this batch could not use
         "read": len(samples),  # raw samples read for this batch, bad ones included
     }
@@ -225,16 +216,16 @@ def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> 
             except SampleError as e:
                 key = raw.get("__key__", "?")
                 skipped.append(SkippedSample(raw.get("__url__", "?"), key, str(e)).as_dict())
-                samples.append(blank_sample(key, names[d], spec.augment.crop))
+                samples.append(DecodedSample.blank(key, names[d], spec.augment.crop))
                 continue
-            s["source"] = names[d]
+            s.source = names[d]
             override = spec.sources[d].supervision
-            if override and s["supervision"] != override:
-                if s["supervision"] is Supervision.box:  # a config error, not a bad sample: stop
-                    raise SampleError(s["key"], f"box samples cannot be trained as {override!r}")
-                s["supervision"] = override
-            if s["dataset"] and s["dataset"] != names[d]:
-                raise SampleError(s["key"], f"record says dataset {s['dataset']!r} but it came from {names[d]!r}'s shards")
+            if override and s.supervision != override:
+                if s.supervision is Supervision.box:  # a config error, not a bad sample: stop
+                    raise SampleError(s.key, f"box samples cannot be trained as {override!r}")
+                s.supervision = override
+            if s.dataset and s.dataset != names[d]:
+                raise SampleError(s.key, f"record says dataset {s.dataset!r} but it came from {names[d]!r}'s shards")
             samples.append(drop_held_out(s, spec.sources[d].held_out))
         batch = collate(samples, names, rows)
         batch["skipped"], batch["read"] = skipped, len(raws) + len(tar_skips)

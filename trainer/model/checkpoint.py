@@ -21,15 +21,11 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline.errors import BadInput, NotFound
 from pipeline.safe_write import atomic_path
-from trainer.config import TrainConfig
+from trainer.config import config_default
 from trainer.model.label_space import LabelSpace
 
 REQUIRED = ("model", "config", "label_space", "step")
 TRAINING_KEYS = ("optimizer", "scheduler", "epoch", "batch_in_epoch", "torch_rng")
-
-
-def _default(field: str):
-    return TrainConfig.model_fields[field].default
 
 
 class RunSettings(BaseModel):
@@ -39,9 +35,9 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     model: str
-    width: int = _default("width")
-    short_edge: int = _default("short_edge")
-    crop: tuple[int, int] = _default("crop")
+    width: int = config_default("width")
+    short_edge: int = config_default("short_edge")
+    crop: tuple[int, int] = config_default("crop")
     inference: str = "trainer"  # "authors": the SSIW release's own procedure (trainer/predict/authors.py)
 
 

@@ -32,7 +32,7 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
 def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     import webdataset as wds
 
-    from trainer.data.augment import decode_sample
+    from trainer.data.augment import AugmentParams, decode_sample
     from trainer.data.stream import find_shards, tar_samples
 
     urls = find_shards(shard_dir, dataset, split)
@@ -40,10 +40,10 @@ def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: 
     for i, raw in enumerate(pipeline):
         if limit is not None and i >= limit:
             return
-        s = decode_sample(raw, np.random.default_rng(0), None)
-        if s["supervision"] == "box":
+        s = decode_sample(raw, np.random.default_rng(0), AugmentParams.none())
+        if s.supervision == "box":
             raise BadInput(f"{urls[0]}: {dataset} has box supervision; mIoU needs dense labels")
-        yield s["key"], s["image"], s["target"]
+        yield s.key, s.image, s.target
 
 
 def samples_from_root(tax, root: Path, split: str, limit: int | None):
