@@ -240,6 +240,39 @@ def mean_losses(accum: list[dict]) -> dict[str, float]:
             if any(k in a for a in accum)}
 
 
+class LabelColumns:
+    """Per dataset, the softmax columns of its class indices (and with softmax_over: own, the mask of
+    its own columns), on the device, looked up per batch."""
+
+    def __init__(self, space: LabelSpace, device, own_only: bool):
+        import torch
+
+        self.device = device
+        self.columns = {n: torch.from_numpy(space.columns[n]).to(device) for n in space.datasets}
+        self.masks = {n: torch.from_numpy(space.column_mask(n)) for n in space.datasets} if own_only else None
+
+    def for_batch(self, datasets: list[str]):
+        import torch
+
+        mask = torch.stack([self.masks[n] for n in datasets]).to(self.device) if self.masks is not None else None
+        return [self.columns[n] for n in datasets], mask
+
+
+def micro_batch(ddp, batch: dict, labels: LabelColumns, cfg: TrainConfig, device, last_of_step: bool,
+                world: int) -> dict[str, float]:
+    """Forward and backward of one micro-batch, its gradient scaled for accumulation; processes sync
+    gradients only on the last micro-batch of an optimizer step. Returns its losses."""
+    import torch
+
+    images = normalise_images(batch["image"], device)
+    cols, mask = labels.for_batch(batch["datasets"])
+    with ddp.no_sync() if (world > 1 and not last_of_step) else nullcontext():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            losses = ddp(images, batch, cols, mask)
+        (losses["total"] / cfg.accumulate).backward()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
 def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None, progress: bool = True) -> dict:
     """Train to cfg.steps optimizer steps; returns a summary (run folder, last losses)."""
     import torch
@@ -259,17 +292,14 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     if rank == 0:
         start_run_folder(cfg, sources, space)
     log = RunLog(cfg.run_dir, rank, pos.step, cfg.steps, cfg.log_every, cfg.name, progress)
-
+    labels = LabelColumns(space, device, cfg.softmax_over == "own")
     batches_per_epoch = math.ceil(cfg.epoch_samples / (cfg.batch_size * world))
     aug = AugmentParams.from_config(cfg)
-    use_amp = cfg.amp and device.type == "cuda"
-    masks = {n: torch.from_numpy(space.column_mask(n)) for n in space.datasets}
-    columns = {n: torch.from_numpy(space.columns[n]).to(device) for n in space.datasets}
     last: dict[str, float] = {}
     history: list[dict] = []
-    model.train()
     accum: list[dict] = []  # losses of the micro-batches since the last optimizer step
-    step_read, step_skipped = 0, 0  # this rank's, since the last optimizer step
+    read, skipped = 0, 0  # raw samples this rank read and skipped since the last optimizer step
+    model.train()
     try:
         while pos.step < cfg.steps:
             spec = StreamSpec(sources, cfg.batch_size, batches_per_epoch, aug, cfg.seed, pos.epoch, rank, world,
@@ -278,35 +308,28 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
             for batch in make_loader(spec, cfg.workers, pin_memory=device.type == "cuda"):
                 pos.batch_in_epoch += 1
                 log.skipped(pos.step + 1, batch["skipped"])
-                step_read, step_skipped = step_read + batch["read"], step_skipped + len(batch["skipped"])
-                images = normalise_images(batch["image"], device)
-                cols = [columns[n] for n in batch["datasets"]]
-                mask = torch.stack([masks[n] for n in batch["datasets"]]).to(device) if cfg.softmax_over == "own" else None
-                sync = len(accum) + 1 == cfg.accumulate  # the last micro-batch of an optimizer step
-                with ddp.no_sync() if (world > 1 and not sync) else nullcontext():
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        losses = ddp(images, batch, cols, mask)
-                    (losses["total"] / cfg.accumulate).backward()
-                accum.append({k: float(v.detach()) for k, v in losses.items()})
-                if not sync:
+                read, skipped = read + batch["read"], skipped + len(batch["skipped"])
+                last_of_step = len(accum) + 1 == cfg.accumulate
+                accum.append(micro_batch(ddp, batch, labels, cfg, device, last_of_step, world))
+                if not last_of_step:
                     continue
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 pos.step += 1
                 pos.samples_read, pos.samples_skipped = _add_counts(pos.samples_read, pos.samples_skipped,
-                                                                    step_read, step_skipped, world)
-                step_read, step_skipped = 0, 0
+                                                                    read, skipped, world)
+                read, skipped = 0, 0
                 _check_bad_limit(pos.samples_read, pos.samples_skipped, cfg.max_bad_fraction, cfg.run_dir)
                 elapsed, t0 = time.perf_counter() - t0, time.perf_counter()
                 last = {**mean_losses(accum), "step": pos.step, "tau": float(model.criterion.log_tau.detach().exp()),
                         "lr": scheduler.get_last_lr()[0], "skipped": pos.samples_skipped,
                         "samples_per_s": cfg.batch_size * cfg.accumulate * world / max(elapsed, 1e-9)}
-                history.append(dict(last))
+                history.append(last)
                 accum = []
                 log.step(last, pos.samples_read, pos.samples_skipped)
                 if rank == 0 and (pos.step % cfg.checkpoint_every == 0 or pos.step == cfg.steps):
-                    log.flush()
+                    log.flush()  # every row this checkpoint covers is on disk before it is
                     save_run_checkpoint(cfg, model, optimizer, scheduler, space, pos)
                 if pos.step >= cfg.steps:
                     break
