@@ -84,7 +84,7 @@ def run(workers: list[int] | tuple[int, ...] = (4, 8), steps: int = 50, batch: i
     from tests.support.synthetic import photo_like_images, write_dense_shard
     from trainer.data.augment import AugmentParams
     from trainer.data.stream import Source, StreamSpec, make_loader
-    from trainer.losses import SentenceLoss
+    from trainer.losses import SentenceLoss, default_chunk
     from trainer.model.networks import build_model
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -98,7 +98,7 @@ def run(workers: list[int] | tuple[int, ...] = (4, 8), steps: int = 50, batch: i
         torch.backends.cudnn.benchmark = True
     model = build_model(model_name, dim).to(dev).train()
     vectors = torch.nn.functional.normalize(torch.randn(labels, dim), dim=1)
-    criterion = SentenceLoss(vectors, dim).to(dev)
+    criterion = SentenceLoss(vectors, dim, chunk=default_chunk(dev)).to(dev)
     optimizer = torch.optim.AdamW(list(model.parameters()) + list(criterion.parameters()), lr=6e-5)
     step = _step_fn(model, criterion, optimizer, dev, batch)
 

@@ -90,9 +90,10 @@ class TrainConfig(_Strict):
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     box_dim: int | None = Field(default=None, description="dimension of KEY.boxemb.npy targets (default: C)")
     roi_size: int = Field(default=7, ge=1)
-    loss_chunk_pixels: int = Field(
-        default=4_000_000, ge=1024, description="label scores are upsampled and scored this many (label x pixel) "
-        "values at a time, recomputed in the backward pass: memory stays bounded with 700+ labels")
+    loss_chunk_pixels: int | None = Field(
+        default=None, ge=1024, description="label scores are upsampled and scored this many (label x pixel) "
+        "values at a time, recomputed in the backward pass: memory stays bounded with 700+ labels. Default: "
+        "4M on CPU, 256M on a GPU (trainer/losses.py: default_chunk)")
 
     seed: int = 0
     device: Literal["auto", "cpu"] = Field(

@@ -194,7 +194,7 @@ def restore(resume: str | Path, model, optimizer, scheduler) -> LoopPosition:
 
 def build_trainee(cfg: TrainConfig, space: LabelSpace, device, world: int, init: bool, announce: bool):
     """The network (from `init:` when asked) and the loss in one module, on `device`."""
-    from trainer.losses import SentenceLoss
+    from trainer.losses import SentenceLoss, default_chunk
     from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
 
     dim = int(space.vectors.shape[1])
@@ -209,7 +209,7 @@ def build_trainee(cfg: TrainConfig, space: LabelSpace, device, world: int, init:
         # 2 images per GPU give batch norm useless statistics; the paper's model syncs them.
         net = convert_sync_batch_norm(net, device.type)
     criterion = SentenceLoss(space.vectors, dim, cfg.box_dim, cfg.tau, cfg.ld_quantile, cfg.roi_size,
-                             cfg.loss_weights, cfg.loss_chunk_pixels)
+                             cfg.loss_weights, cfg.loss_chunk_pixels or default_chunk(device))
     return _trainee_class()(net, criterion).to(device)
 
 
