@@ -61,13 +61,18 @@ def evaluate(
     shards: Annotated[str | None, typer.Option(help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
     table: Annotated[Path | None, typer.Option(help="embedding table (needed for datasets not trained on)")] = None,
     split: Annotated[str, typer.Option(help="split name")] = "validation",
-    scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: the training one)")] = None,
+    scale: Annotated[int | None, typer.Option(
+        help="single-scale short edge (default: the training one; 720 with --protocol authors)")] = None,
     multi_scales: Annotated[str, typer.Option(help="short edges for multi-scale; '' to skip")] = "480,720,1080",
     sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
     flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    protocol: Annotated[str, typer.Option(
+        help="'ours' (the trainer's inference) or 'authors': the SSIW release's test, single-scale as "
+             "`ssiw segment --scale 720` on an imported run (default scale 720), multi-scale in their "
+             "640-px sliding windows; results.json records which")] = "ours",
 ) -> None:
     """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
     from trainer.predict.evaluate import (
@@ -92,7 +97,7 @@ def evaluate(
         samples = samples_from_root(load_taxonomy_set(taxonomies).dataset(dataset), root, split, limit)
     results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
                                   multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
-                                  taxonomies=taxonomies)
+                                  taxonomies=taxonomies, protocol=protocol)
     base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
     paths = write_report(results, out or base / f"eval-{dataset}-{split}")
     typer.echo(f"wrote {paths['json']} and {paths['chart']}")
