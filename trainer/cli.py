@@ -290,3 +290,49 @@ def _choose_space(state: dict, taxonomy, label, table, taxonomies):
         return LabelSpaceChoice(tuple(x.name for x in labels), vectors, "labels"), space.encoder
     names, vectors = own_label_space(space)
     return LabelSpaceChoice(tuple(names), vectors, "run"), space.encoder
+
+
+def eval_tables(
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint")],
+    table: Annotated[Path, typer.Option(help="embedding table holding the test sets' labels (same encoder as the run)")],
+    shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="folder holding each dataset's root as <dataset>/, read through its format")] = None,
+    stand_in: Annotated[list[str] | None, typer.Option(
+        "--stand-in", help="SET=DATASET[:SPLIT]: score DATASET in the place of the paper's SET (e.g. the demo's "
+                           "CamVid=demo-heldout:val), repeatable")] = None,
+    protocol: Annotated[str, typer.Option(help="'ours' or 'authors' (see `ssiw eval --help`)")] = "ours",
+    scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: as `ssiw eval`)")] = None,
+    multi_scales: Annotated[str, typer.Option(help="short edges of the multi-scale (ms) sets")] = "480,720,1080",
+    paper_row3: Annotated[str, typer.Option(help="Table 3 row shown beside ours")] = "Ours (Segformer-B5, HD+OI+OB)",
+    paper_row4: Annotated[str, typer.Option(help="Table 4 row shown beside ours")] = "Ours (Sentence)",
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N images of each set")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/paper-tables)")] = None,
+    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+) -> None:
+    """Evaluate a run on every zero-shot set of the paper's Tables 3 and 4 that is present (absent ones are
+    listed) and write tables.md and tables.json with the paper's published numbers beside ours."""
+    from trainer.predict.evaluate import evaluate_checkpoint
+    from trainer.predict.paper_tables import build_report, locate, parse_stand_ins, samples_for, write_tables
+    from trainer.predict.predictor import Predictor
+    from trainer.train import load_embedding_table
+
+    if shards is None and data_root is None:
+        raise BadInput("give --shards or --data-root (or both) to say where the test sets are")
+    found = locate(shards, data_root, parse_stand_ins(stand_in or []))
+    tab = load_embedding_table(table)
+    predictor = Predictor.from_checkpoint(run)
+    multi = _scales(multi_scales)
+
+    def evaluate_set(source, multi_scale: bool) -> dict:
+        typer.echo(f"evaluating {source.dataset}/{source.split} ({'ms' if multi_scale else 'ss'})")
+        return evaluate_checkpoint(run, source.dataset, samples_for(source, taxonomies, limit), table=tab,
+                                   single_scale=scale, multi_scales=multi if multi_scale else (),
+                                   predictor=predictor, taxonomies=taxonomies, protocol=protocol)
+
+    report = build_report(str(run), protocol, found, evaluate_set, paper_row3, paper_row4, tuple(multi))
+    base = run if run.is_dir() else run.parent.parent
+    paths = write_tables(report, out or base / "paper-tables")
+    for name, why in report["absent"].items():
+        typer.echo(f"absent: {name} ({why})")
+    typer.echo(f"wrote {paths['markdown']} and {paths['json']}")
