@@ -77,3 +77,22 @@ def test_imagenet_hrnet_weights_load_from_timms_classification_file(tmp_path, ca
     reference = classifier.state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in backbone.items())
     assert "left at initialisation" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "dataset", "split", "epochs"), [
+    ("finetune-nyudv2-40.yaml", "nyudv2-40", "train", 100), ("finetune-pascal-context.yaml", "pascal-context", "train", 50)])
+def test_table5_fine_tuning_recipes(name, dataset, split, epochs, tmp_path):
+    """Table 5: 100 epochs on NYU, 50 on Pascal Context, from the trained model; epochs are passes over the split."""
+    import polars as pl
+
+    from trainer.train import with_epochs
+
+    cfg = load_config(CONFIGS / name)
+    assert [(d.name, d.split) for d in cfg.datasets] == [(dataset, split)]
+    assert cfg.epochs == epochs and cfg.init is not None and cfg.weights is None
+    assert "open_clip-ViT-B-32" in str(cfg.table)
+    (tmp_path / dataset).mkdir()
+    pl.DataFrame({"key": [f"k{i}" for i in range(795)]}).write_parquet(tmp_path / dataset / f"{split}.manifest.parquet")
+    resolved = with_epochs(cfg.model_copy(update={"shards": str(tmp_path)}), world=8)
+    assert resolved.epoch_samples == 795  # one pass over the split
+    assert resolved.steps == -(-epochs * 795 // (cfg.batch_size * 8))
