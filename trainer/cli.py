@@ -207,7 +207,7 @@ def pseudo_label(
     ray: Annotated[bool, typer.Option("--ray", help="one Ray task per shard (each loads the network)")] = False,
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
-    """Label a dataset's images with a run and write them as coarse training shards (or label PNGs)."""
+    """Label a dataset's images with a run and write them as coarse shards (or label PNGs)."""
     from pipeline.convert.plan import parse_size
     from trainer.model.checkpoint import load_checkpoint
     from trainer.predict.pseudo_label import (
