@@ -107,3 +107,13 @@ def _load(path):
     from pipeline.embed.table import load_table
 
     return load_table(path)
+
+
+def test_without_multi_scales_an_ms_set_is_scored_single_scale_and_marked(trained, tmp_path):
+    _, shards, run, table = trained
+    res = CliRunner().invoke(app, ["eval-tables", str(run), "--table", str(table), "--shards", str(shards),
+                                   "--stand-in", "KITTI=a:validation", "--multi-scales", "", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    kitti = json.loads((tmp_path / "tables.json").read_text())["table3"]["rows"][1]
+    assert kitti["set"] == "KITTI" and kitti["test"] == "ss" and kitti["paper_test"] == "ms"
+    assert "| KITTI | ss (paper: ms) | a/validation (stand-in) |" in (tmp_path / "tables.md").read_text()

@@ -303,7 +303,8 @@ def eval_tables(
                            "CamVid=demo-heldout:val), repeatable")] = None,
     protocol: Annotated[str, typer.Option(help="'ours' or 'authors' (see `ssiw eval --help`)")] = "ours",
     scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: as `ssiw eval`)")] = None,
-    multi_scales: Annotated[str, typer.Option(help="short edges of the multi-scale (ms) sets")] = "480,720,1080",
+    multi_scales: Annotated[str, typer.Option(
+        help="short edges of the multi-scale (ms) sets; '' scores them single-scale (marked)")] = "480,720,1080",
     paper_row3: Annotated[str, typer.Option(help="Table 3 row shown beside ours")] = "Ours (Segformer-B5, HD+OI+OB)",
     paper_row4: Annotated[str, typer.Option(help="Table 4 row shown beside ours")] = "Ours (Sentence)",
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images of each set")] = None,
@@ -327,7 +328,7 @@ def eval_tables(
     def evaluate_set(source, multi_scale: bool) -> dict:
         typer.echo(f"evaluating {source.dataset}/{source.split} ({'ms' if multi_scale else 'ss'})")
         return evaluate_checkpoint(run, source.dataset, samples_for(source, taxonomies, limit), table=tab,
-                                   single_scale=scale, multi_scales=multi if multi_scale else (),
+                                   single_scale=scale, multi_scales=multi if multi_scale else [],
                                    predictor=predictor, taxonomies=taxonomies, protocol=protocol)
 
     report = build_report(str(run), protocol, found, evaluate_set, paper_row3, paper_row4, tuple(multi))
