@@ -1,6 +1,7 @@
 """Seeded per-dataset subsets (the paper's ~700K OpenImages / ~1M Objects365 samples), box targets that
 must be CLIP image embeddings, and `epochs:` as passes over the data."""
 
+import json
 import tarfile
 
 import numpy as np
@@ -18,18 +19,28 @@ from trainer.train import kept_fraction, with_epochs
 SMALL = AugmentParams(short_edge=32, scale=(1.0, 1.0), crop=(24, 24))
 
 
-def _keys(root, dataset, split="training"):
-    keys = []
+def _records(root, dataset, split="training"):
+    """key -> the sample's JSON record, from the tars."""
+    records = {}
     for url in find_shards(root, dataset, split):
         with tarfile.open(url) as tar:
-            keys += sorted({m.name.split(".")[0] for m in tar.getmembers()})
-    return keys
+            for member in tar.getmembers():
+                if member.name.endswith(".json"):
+                    records[member.name.split(".")[0]] = json.loads(tar.extractfile(member).read())
+    return records
+
+
+def _keys(root, dataset, split="training"):
+    return sorted(_records(root, dataset, split))
 
 
 def _write_manifest(root, dataset, split="training"):
-    """The row-per-sample manifest `ssiw convert` writes beside the shards (only its keys matter here)."""
-    keys = _keys(root, dataset, split)
-    pl.DataFrame({"dataset": [dataset] * len(keys), "split": [split] * len(keys), "key": keys}).write_parquet(
+    """The row-per-sample manifest `ssiw convert` writes beside the shards: here its key and
+    classes_present columns, the ones the trainer reads."""
+    records = _records(root, dataset, split)
+    keys = sorted(records)
+    pl.DataFrame({"dataset": [dataset] * len(keys), "split": [split] * len(keys), "key": keys,
+                  "classes_present": [records[k]["classes_present"] for k in keys]}).write_parquet(
         root / dataset / f"{split}.manifest.parquet")
     return keys
 
@@ -110,3 +121,14 @@ def test_box_targets_image_stops_on_boxes_without_clip_embeddings(shard_dir):
     assert first_batch("boxemb")["box_targets"][0].shape[1] == 8
     with pytest.raises(BadInput, match="no CLIP image embeddings.*--box-embeddings"):
         first_batch("boxes")
+
+
+def test_a_run_with_box_targets_image_stops_on_text_only_boxes(shard_dir, tmp_path):
+    from tests.support.synthetic import tiny_table
+    from trainer.train import run_training
+
+    cfg = TrainConfig(out_dir=tmp_path, shards=str(shard_dir), datasets=[{"name": "a"}, {"name": "boxes"}],
+                      model="tiny", short_edge=24, crop=(24, 24), batch_size=2, steps=1, workers=0,
+                      shuffle_buffer=0, box_targets="image")
+    with pytest.raises(BadInput, match="boxes.*no CLIP image embeddings"):
+        run_training(cfg, table=tiny_table({"a": 4, "boxes": 4}), progress=False)
