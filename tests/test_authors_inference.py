@@ -134,3 +134,36 @@ def test_authors_predict_feeds_the_padded_normalised_image_and_returns_original_
     assert (pixels[:, g.left + 130 :] == PAD_COLOUR).all()
     np.testing.assert_array_equal(pixels[g.top : g.top + 90, g.left : g.left + 130], image)
     assert (labels[:, :60] == 0).all() and (labels[:, 70:] == 1).all()
+
+
+@pytest.mark.parametrize("n, window, starts", [(640, 640, [0]), (1000, 640, [0, 360]),
+                                                (1500, 640, [0, 427, 854, 860]), (96, 32, [0, 22, 44, 64])])
+def test_sliding_windows_cover_the_side_with_the_last_flush_at_the_end(n, window, starts):
+    from trainer.predict.authors import window_starts
+
+    assert window_starts(n, window) == starts
+    covered = np.zeros(n, dtype=bool)
+    for s in starts:
+        covered[s : s + window] = True
+    assert covered.all()
+
+
+def test_authors_windows_label_a_large_image_window_by_window():
+    from trainer.predict.authors import authors_multi_scale, authors_window_probs
+
+    image = np.zeros((50, 120, 3), dtype=np.uint8)
+    image[:, 60:, 0] = 255  # a red right half
+
+    def emb_of(x):
+        red = F.avg_pool2d(x[:, :1], 4)
+        return torch.cat([torch.ones_like(red), red], 1)
+
+    net = _Recorder(emb_of)
+    probs = authors_window_probs(net, image, np.eye(2, dtype=np.float32), short_edge=50, window=32)
+    assert probs.shape == (2, 50, 120)
+    np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+    assert net.seen.shape[-2:] == (32, 32)  # the network saw windows, not the whole image
+    labels = probs.argmax(0)
+    assert (labels[:, :55] == 0).all() and (labels[:, 65:] == 1).all()
+    both = authors_multi_scale(net, image, np.eye(2, dtype=np.float32), [40, 50], window=32)
+    assert both.shape == (2, 50, 120) and (both.argmax(0)[:, 65:] == 1).all()

@@ -24,6 +24,12 @@ def test_demo_runs_every_step_and_beats_chance(tmp_path):
     assert k == 8 and len(heldout["single_scale"]["per_class"]) == 8
     # Even a short run labels the held-out names well above random guessing.
     assert heldout["single_scale"]["miou"] > 2 * chance
+    # eval-tables on the demo's run: the held-out set stands in for CamVid, the paper's number beside it
+    tables = json.loads((p.out / "paper-tables" / "tables.json").read_text())
+    camvid = tables["table3"]["rows"][0]
+    assert camvid["set"] == "CamVid" and camvid["stand_in"] and camvid["paper"] == 83.7
+    assert camvid["ours"] == round(100 * heldout["single_scale"]["miou"], 1)
+    assert len(tables["absent"]) == 7  # the paper's other six Table 3 sets and YouTube-VIS
 
 
 def test_each_command_is_shown_as_a_line_that_pastes_back_to_the_same_arguments(capsys):

@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.errors import BadInput
 from trainer.model.import_ssiw import (
     ReleaseError,
     check_layout,
@@ -260,3 +261,78 @@ def test_labels_file_overrides_the_names(tmp_path):
     (tmp_path / "twice.txt").write_text("road\nroad\n")
     with pytest.raises(ReleaseError, match="given twice: \\['road'\\]"):
         read_label_names(tmp_path / "twice.txt", 2)
+
+
+def _varied_labels(run, image, k: int):
+    """A table of k label vectors that split this random network's embeddings of `image` several ways:
+    +-the main directions in which its pixels differ, with the shared mean direction projected out
+    (random weights give nearly the same embedding everywhere, so random labels would all lose to one)."""
+    from tests.support.synthetic import tiny_table
+    from trainer.model.normalise import normalise_images
+    from trainer.predict.predictor import Predictor
+
+    net = Predictor.from_checkpoint(run).net
+    with torch.no_grad():
+        emb = net(normalise_images(torch.from_numpy(image).permute(2, 0, 1)[None], "cpu"))[0]
+    flat = emb.flatten(1).double()  # (C, pixels)
+    mean = flat.mean(1, keepdim=True)
+    u, _, _ = torch.linalg.svd(flat - mean, full_matrices=False)
+    along = (mean / mean.norm())[:, 0]
+    dirs = [u[:, i] - (u[:, i] @ along) * along for i in range(k // 2)]
+    vectors = torch.stack([d * sign for d in dirs for sign in (1, -1)]).float().numpy()
+    table = tiny_table({"scenes": k}, dim=emb.shape[0])
+    table.vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return table
+
+
+def test_eval_with_the_authors_protocol_matches_segment_pixel_for_pixel(imported, tmp_path):
+    """`ssiw eval --protocol authors` scores the very labels `ssiw segment` writes for an imported run:
+    the truth here IS segment's label PNG, so pixel accuracy 1.0 means every pixel agrees."""
+    from tests.support.synthetic import write_dense_shard, write_tiny_table
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    image[:, 28:] //= 3  # two halves, so more than one label is likely
+    Image.fromarray(image).save(tmp_path / "scene.jpg", quality=95)
+    table = write_tiny_table(tmp_path / "table.parquet", _varied_labels(imported, image, 6))
+    scale = "72"  # the release's own test uses 720; a small edge keeps SegFormer-B5 quick on a CPU
+    seg = CliRunner().invoke(app, ["segment", str(imported), str(tmp_path / "scene.jpg"), "--dataset", "scenes",
+                                   "--table", str(table), "--scale", scale, "--out", str(tmp_path / "seg")])
+    assert seg.exit_code == 0, seg.output
+    truth = (tmp_path / "seg" / "scene.label.png").read_bytes()
+    write_dense_shard(tmp_path / "shards" / "scenes" / "validation-000000.tar",
+                      [("scene", (tmp_path / "scene.jpg").read_bytes(), truth)], "scenes", num_classes=6,
+                      split="validation")
+
+    def evaluate(*extra):
+        out = tmp_path / f"eval{len(extra)}"
+        res = CliRunner().invoke(app, ["eval", str(imported), "--dataset", "scenes", "--shards",
+                                       str(tmp_path / "shards"), "--table", str(table), "--scale", scale,
+                                       "--multi-scales", "", "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        return json.loads((out / "results.json").read_text())
+
+    authors = evaluate("--protocol", "authors")
+    assert authors["protocol"] == "authors" and authors["single_scale"]["scales"] == [72]
+    assert authors["single_scale"]["pixel_accuracy"] == 1.0
+    assert len(np.unique(np.asarray(Image.open(tmp_path / "seg" / "scene.label.png")))) > 1  # not one label
+    ours = evaluate()
+    assert ours["protocol"] == "ours"
+    assert ours["single_scale"]["pixel_accuracy"] < 1.0  # the trainer's own inference is another procedure
+
+
+def test_authors_protocol_defaults_to_their_720_single_scale(imported, tmp_path):
+    from trainer.predict.evaluate import evaluate_checkpoint
+    from trainer.predict.predictor import Predictor
+
+    pred = Predictor.from_checkpoint(imported)
+    torch.manual_seed(0)
+    pred.net = torch.nn.Conv2d(3, 512, 4, stride=4)  # a stride-4 stand-in: a B5 pass at 720 px is slow on a CPU
+    image = np.random.default_rng(4).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    target = np.zeros((20, 30), dtype=np.int64)
+    vectors = np.random.default_rng(5).normal(size=(3, 512)).astype(np.float32)
+    res = evaluate_checkpoint(imported, "x", [("a", image, target)], vectors=vectors, multi_scales=(),
+                              predictor=pred, protocol="authors")
+    assert res["single_scale"]["scales"] == [720] and "multi_scale" not in res
+    with pytest.raises(BadInput, match="unknown protocol 'theirs'"):
+        evaluate_checkpoint(imported, "x", [], vectors=vectors, predictor=pred, protocol="theirs")

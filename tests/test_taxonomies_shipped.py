@@ -24,9 +24,10 @@ EXPECTED = {
     "pascal-context": 59,
     "scannet": 20,
     "wilddash": 19,
+    "wilddash2": 26,
     "youtube-vis-unseen": 5,
 }
-EVAL_ONLY = {"camvid", "kitti", "pascal-voc", "pascal-context", "scannet", "wilddash", "youtube-vis-unseen"}
+EVAL_ONLY = {"camvid", "kitti", "pascal-voc", "pascal-context", "scannet", "wilddash", "wilddash2", "youtube-vis-unseen"}
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,24 @@ def test_no_label_registered_twice_under_two_keys(taxset):
         ident = (label.wikipedia.lower(), label.name.lower())
         assert ident not in seen, f"{key} duplicates {seen[ident]}"
         seen[ident] = key
+
+
+def test_wilddash2_follows_its_label_policy(taxset):
+    """WildDash 2's 81 raw categories: 26 evaluated classes after the policy's merges, the rest ignored."""
+    wd2 = taxset.dataset("wilddash2")
+    table = wd2.raw_to_target()
+    assert set(table) == set(range(81))  # every raw category is either a class or ignored
+    index = {name: i for i, name in enumerate(wd2.class_names)}
+    merged = {52: "sidewalk", 80: "sidewalk", 47: "rider", 48: "rider", 58: "motorcycle", 67: "ego vehicle",
+              76: "road", 64: "road", 46: "pole", 56: "wall", 34: "pickup", 35: "van", 38: "road marking"}
+    for raw, name in merged.items():
+        assert table[raw] == index[name], raw
+    for raw in (0, 4, 9, 29, 30, 60, 63, 66):  # unlabeled, static, parking, caravan, trailer, mountain, boat, banner
+        assert raw in wd2.ignore_values and table[raw] == wd2.ignore_index
+    assert wd2.splits["public"].index == "panoptic.json"
+
+
+def test_kitti_evaluates_on_its_labelled_frames(taxset):
+    kitti = taxset.dataset("kitti")
+    assert list(kitti.splits) == ["training"]  # the 200 test frames have no public labels
+    assert kitti.splits["training"].annotations == "training/semantic/*.png"

@@ -53,13 +53,44 @@ def test_ld_keeps_pixels_at_or_below_the_70th_percentile_per_image():
     valid[0] = True
     valid[1, 0, :3] = True
     assert np.percentile(np.arange(1, 11), 70) == pytest.approx(7.3)
-    expected = (sum(range(1, 8)) + 10 + 20) / (7 + 2)
+    # Equation 5 divides by M, the valid pixels of the images given (13): not the kept pixels (9), not H x W (20).
+    expected = (sum(range(1, 8)) + 10 + 20) / 13
     assert ld_loss(loss, valid, 0.7).item() == pytest.approx(expected)
-    # Equation 4's normaliser is the kept-pixel count: not the valid pixels (13), not H x W (20).
-    assert ld_loss(loss, valid, 0.7).item() != pytest.approx((sum(range(1, 8)) + 10 + 20) / 13)
-    assert ld_loss(loss[:1], valid[:1], 0.7).item() == pytest.approx(4.0)  # 1..7 kept
-    assert ld_loss(loss[1:], valid[1:], 0.7).item() == pytest.approx(15.0)  # 10, 20 kept; 30 and the ignored 99 not
+    assert ld_loss(loss, valid, 0.7).item() != pytest.approx((sum(range(1, 8)) + 10 + 20) / 9)
+    assert ld_loss(loss[:1], valid[:1], 0.7).item() == pytest.approx(28 / 10)  # 1..7 kept, M = 10
+    assert ld_loss(loss[1:], valid[1:], 0.7).item() == pytest.approx(30 / 3)  # 10, 20 kept; 30 and the ignored 99 not
     assert ld_loss(loss, valid, 1.0).item() == pytest.approx((55 + 60) / 13)
+
+
+def test_ld_loss_is_equation_5_computed_by_hand():
+    """L_LD = -(1/M) sum_i w_i y_i log(l_i) (eq. 5), l_i the softmax of z_ij / tau (eq. 1-2), w_i = 0 where
+    |log l_i| is above its image's 70th percentile mu (eq. 4), M the valid pixels: computed here from the
+    equations with numpy on one image of five pixels (one ignored), then by the trainer's loss path."""
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(2, 1, 5))  # C=2, H=1, W=5
+    labels = rng.normal(size=(3, 2))  # N=3 labels
+    target = np.array([[0, 2, 1, -1, 2]])  # pixel 3 is not valid
+    tau = 0.3
+    neg_log_l = []
+    for i in range(5):
+        if target[0, i] < 0:
+            continue
+        z = np.array([_unit(emb[:, 0, i]) @ _unit(e) for e in labels])  # eq. 1
+        l = np.exp(z / tau) / np.exp(z / tau).sum()  # eq. 2
+        neg_log_l.append(-math.log(l[target[0, i]]))  # y_i log(l_i) with a one-hot y_i
+    neg_log_l = np.array(neg_log_l)
+    mu = np.percentile(neg_log_l, 70)  # eq. 4's adaptive threshold for this image
+    w = (np.abs(neg_log_l) <= mu).astype(float)
+    assert 0 < w.sum() < len(w)  # some pixels are dropped, so the divisor matters
+    M = len(neg_log_l)
+    expected = (w * neg_log_l).sum() / M  # eq. 5
+
+    logits = pixel_logits(torch.tensor(emb, dtype=torch.float32)[None], torch.tensor(labels, dtype=torch.float32),
+                          torch.tensor(math.log(tau)))
+    loss, valid = pixel_losses(logits, torch.tensor(target)[None])
+    assert ld_loss(loss, valid, 0.7).item() == pytest.approx(expected, rel=1e-5)
+    # every pixel kept (q = 1): L_LD is L_HD, eq. 3, since both divide by the same M
+    assert ld_loss(loss, valid, 1.0).item() == pytest.approx(hd_loss(loss, valid).item(), rel=1e-6)
 
 
 def test_learnable_temperature_gradient_matches_hand_derivative():

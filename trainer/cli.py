@@ -61,13 +61,18 @@ def evaluate(
     shards: Annotated[str | None, typer.Option(help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
     table: Annotated[Path | None, typer.Option(help="embedding table (needed for datasets not trained on)")] = None,
     split: Annotated[str, typer.Option(help="split name")] = "validation",
-    scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: the training one)")] = None,
+    scale: Annotated[int | None, typer.Option(
+        help="single-scale short edge (default: the training one; 720 with --protocol authors)")] = None,
     multi_scales: Annotated[str, typer.Option(help="short edges for multi-scale; '' to skip")] = "480,720,1080",
     sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
     flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    protocol: Annotated[str, typer.Option(
+        help="'ours' (the trainer's inference) or 'authors': the SSIW release's test, single-scale as "
+             "`ssiw segment --scale 720` on an imported run (default scale 720), multi-scale in their "
+             "640-px sliding windows; results.json records which")] = "ours",
 ) -> None:
     """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
     from trainer.predict.evaluate import (
@@ -92,7 +97,7 @@ def evaluate(
         samples = samples_from_root(load_taxonomy_set(taxonomies).dataset(dataset), root, split, limit)
     results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
                                   multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
-                                  taxonomies=taxonomies)
+                                  taxonomies=taxonomies, protocol=protocol)
     base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
     paths = write_report(results, out or base / f"eval-{dataset}-{split}")
     typer.echo(f"wrote {paths['json']} and {paths['chart']}")
@@ -202,7 +207,7 @@ def pseudo_label(
     ray: Annotated[bool, typer.Option("--ray", help="one Ray task per shard (each loads the network)")] = False,
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
-    """Label a dataset's images with a run and write them as coarse training shards (or label PNGs)."""
+    """Label a dataset's images with a run and write them as coarse shards (or label PNGs)."""
     from pipeline.convert.plan import parse_size
     from trainer.model.checkpoint import RunCheckpoint
     from trainer.predict.pseudo_label import (
@@ -275,3 +280,50 @@ def _choose_output_labels(space, taxonomy, label, table, taxonomies):
         return OutputLabels(tuple(x.name for x in labels), vectors, "labels"), space.encoder
     names, vectors = softmax_columns(space)
     return OutputLabels(tuple(names), vectors, "run"), space.encoder
+
+
+def eval_tables(
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint")],
+    table: Annotated[Path, typer.Option(help="embedding table holding the test sets' labels (same encoder as the run)")],
+    shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
+    data_root: Annotated[Path | None, typer.Option(
+        "--data-root", help="folder holding each dataset's root as <dataset>/, read through its format")] = None,
+    stand_in: Annotated[list[str] | None, typer.Option(
+        "--stand-in", help="SET=DATASET[:SPLIT]: score DATASET in the place of the paper's SET (e.g. the demo's "
+                           "CamVid=demo-heldout:val), repeatable")] = None,
+    protocol: Annotated[str, typer.Option(help="'ours' or 'authors' (see `ssiw eval --help`)")] = "ours",
+    scale: Annotated[int | None, typer.Option(help="single-scale short edge (default: as `ssiw eval`)")] = None,
+    multi_scales: Annotated[str, typer.Option(
+        help="short edges of the multi-scale (ms) sets; '' scores them single-scale (marked)")] = "480,720,1080",
+    paper_row3: Annotated[str, typer.Option(help="Table 3 row shown beside ours")] = "Ours (Segformer-B5, HD+OI+OB)",
+    paper_row4: Annotated[str, typer.Option(help="Table 4 row shown beside ours")] = "Ours (Sentence)",
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N images of each set")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/paper-tables)")] = None,
+    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+) -> None:
+    """Evaluate a run on every zero-shot set of the paper's Tables 3 and 4 that is present (absent ones are
+    listed) and write tables.md and tables.json with the paper's published numbers beside ours."""
+    from trainer.predict.evaluate import evaluate_checkpoint
+    from trainer.predict.paper_tables import build_report, locate, parse_stand_ins, samples_for, write_tables
+    from trainer.predict.predictor import Predictor
+    from trainer.train import load_embedding_table
+
+    if shards is None and data_root is None:
+        raise BadInput("give --shards or --data-root (or both) to say where the test sets are")
+    found = locate(shards, data_root, parse_stand_ins(stand_in or []))
+    tab = load_embedding_table(table)
+    predictor = Predictor.from_checkpoint(run)
+    multi = _scales(multi_scales)
+
+    def evaluate_set(source, multi_scale: bool) -> dict:
+        typer.echo(f"evaluating {source.dataset}/{source.split} ({'ms' if multi_scale else 'ss'})")
+        return evaluate_checkpoint(run, source.dataset, samples_for(source, taxonomies, limit), table=tab,
+                                   single_scale=scale, multi_scales=multi if multi_scale else [],
+                                   predictor=predictor, taxonomies=taxonomies, protocol=protocol)
+
+    report = build_report(str(run), protocol, found, evaluate_set, paper_row3, paper_row4, tuple(multi))
+    base = run if run.is_dir() else run.parent.parent
+    paths = write_tables(report, out or base / "paper-tables")
+    for name, why in report["absent"].items():
+        typer.echo(f"absent: {name} ({why})")
+    typer.echo(f"wrote {paths['markdown']} and {paths['json']}")

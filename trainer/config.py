@@ -20,6 +20,17 @@ class DatasetEntry(_Strict):
     split: str = "training"
     supervision: Literal["dense", "coarse"] | None = Field(
         default=None, description="override the shards' supervision for pixel labels (ablations: L_HD vs L_LD)")
+    max_samples: int | None = Field(
+        default=None, ge=1, description="train on a seeded subset of about this many of the split's samples "
+        "(the paper: ~700K of OpenImages, ~1M of Objects365); needs the split's manifest")
+    fraction: float | None = Field(default=None, gt=0, le=1, description="or: this share of the split's samples")
+    subsample_seed: int = Field(default=0, description="which subset max_samples / fraction keep (trainer/data/subsample.py)")
+
+    @model_validator(mode="after")
+    def _one_subset(self) -> DatasetEntry:
+        if self.max_samples is not None and self.fraction is not None:
+            raise ValueError(f"{self.name}: give max_samples or fraction, not both")
+        return self
 
 
 class Corruption(_Strict):
@@ -71,11 +82,18 @@ class TrainConfig(_Strict):
     corruption: Corruption = Field(default_factory=Corruption)
     box_min_visible: float = Field(
         default=0.5, ge=0, le=1, description="L_WD keeps a box only when this share of its area is in the crop")
+    box_targets: Literal["any", "image"] = Field(
+        default="any", description="image: every box sample must carry CLIP image embeddings of its boxes (the "
+        "paper's L_WD target; convert with --box-embeddings), else the run stops; any: fall back to the box "
+        "class's text embedding")
 
     batch_size: int = Field(default=8, ge=1, description="per process, before accumulation")
     accumulate: int = Field(default=1, ge=1)
     steps: int = Field(default=160_000, ge=1, description="optimizer steps")
     epoch_samples: int = Field(default=20_000, ge=1, description="samples per epoch, over all processes")
+    epochs: int | None = Field(
+        default=None, ge=1, description="passes over the data instead of steps: an epoch is every (kept) sample "
+        "of the listed splits (their manifests' counts), steps = epochs x that / global batch")
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(default=6e-5, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD only")
@@ -119,6 +137,8 @@ class TrainConfig(_Strict):
             raise ValueError("give either `init:` (a whole ssiw network) or `weights:` (a backbone), not both")
         if self.scale[0] > self.scale[1]:
             raise ValueError(f"scale range {self.scale} is reversed")
+        if self.epochs is not None and {"steps", "epoch_samples"} & self.model_fields_set:
+            raise ValueError("`epochs:` sets steps and epoch_samples from the data; give it or them, not both")
         return self
 
     @property

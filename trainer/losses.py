@@ -2,9 +2,9 @@
 a class is the cosine similarity of the two, divided by a learnable temperature.
 
 - L_HD (dense): cross-entropy over all valid pixels.
-- L_LD (coarse): the same per-pixel loss, keeping per image only pixels at or below that image's
-  q-th loss percentile (q = 0.7), since the noisiest pixels of a coarse mask are the likeliest wrong;
-  the loss is the mean over the kept pixels (equation 4).
+- L_LD (coarse): the same per-pixel loss, weighted per image by w_i = 1 only for pixels at or below
+  that image's q-th loss percentile (q = 0.7; equation 4), since the noisiest pixels of a coarse mask
+  are the likeliest wrong; the weighted sum is divided by M, the valid pixels, as L_HD is (equation 5).
 - L_WD (box): RoI-align the pixel embeddings over each box, a 1x1 conv, then the L1 distance
   between the normalised pooled vector and the normalised box target.
 
@@ -135,20 +135,18 @@ def hd_loss(loss: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def ld_loss(loss: torch.Tensor, valid: torch.Tensor, quantile: float = 0.7) -> torch.Tensor:
-    """Equation 4: the mean over the kept pixels, i.e. those whose loss is at or below their own
-    image's `quantile` percentile. The divisor is the number of kept pixels (not every valid pixel,
-    not H x W), summed over the images given, as L_HD divides by the valid pixels of the images given."""
+    """Equations 4-5: L_LD = (1/M) sum_i w_i * loss_i, where w_i = 1 when pixel i's loss is at or below
+    its own image's `quantile` percentile (mu, "the highest 30% loss value") and 0 otherwise, and M is
+    the number of valid pixels of the images given, the same M as equation 3's. Dropped pixels still
+    count in M, so L_LD is on L_HD's scale times the kept share, not the mean of the kept pixels."""
     kept_sum = (loss * 0).sum()  # zero, and keeps the graph connected (DDP) when nothing is kept
-    kept_n = 0
     for b in range(loss.shape[0]):
         values = loss[b][valid[b]]
         if values.numel() == 0:
             continue
         threshold = torch.quantile(values.detach().float(), quantile)  # linear interpolation, like numpy
-        keep = values <= threshold
-        kept_sum = kept_sum + values[keep].sum()
-        kept_n += int(keep.sum())
-    return kept_sum / max(kept_n, 1)
+        kept_sum = kept_sum + values[values <= threshold].sum()  # w_i of equation 4
+    return kept_sum / valid.sum().clamp(min=1)
 
 
 def wd_loss(emb: torch.Tensor, boxes: list[torch.Tensor], targets: list[torch.Tensor], head: nn.Module,

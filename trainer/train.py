@@ -53,8 +53,33 @@ def load_embedding_table(path):
 
 def build_sources(cfg: TrainConfig, space: LabelSpace) -> list[Source]:
     return [Source(d.name, find_shards(cfg.shards, d.name, d.split), d.ratio, space.columns[d.name],
-                   d.supervision, space.held_out_classes(d.name))
+                   d.supervision, space.held_out_classes(d.name), kept_fraction(cfg, d), d.subsample_seed,
+                   cfg.box_targets == "image")
             for d in cfg.datasets]
+
+
+def kept_fraction(cfg: TrainConfig, entry) -> float:
+    """The share of a dataset's split the run trains on (its `max_samples` or `fraction`, else all)."""
+    from trainer.data.subsample import fraction_for, split_size
+
+    size = split_size(cfg.shards, entry.name, entry.split) if entry.max_samples is not None else None
+    return fraction_for(entry.fraction, entry.max_samples, size)
+
+
+def with_epochs(cfg: TrainConfig, world: int) -> TrainConfig:
+    """`epochs:` as passes over the data: epoch_samples = the kept samples of every listed split (their
+    manifests' counts), steps = epochs x epoch_samples / (batch x accumulation x processes). Unchanged
+    without `epochs:`."""
+    if cfg.epochs is None:
+        return cfg
+    from trainer.data.subsample import split_size
+
+    per_pass = 0
+    for d in cfg.datasets:
+        size = split_size(cfg.shards, d.name, d.split)
+        per_pass += math.ceil(size * kept_fraction(cfg, d))
+    steps = math.ceil(cfg.epochs * per_pass / (cfg.batch_size * cfg.accumulate * world))
+    return cfg.model_copy(update={"epoch_samples": per_pass, "steps": steps})
 
 
 def build_label_space(cfg: TrainConfig, table) -> LabelSpace:
@@ -281,6 +306,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
 
     rank, world, device = start_processes(cfg)
     torch.manual_seed(cfg.seed)
+    cfg = with_epochs(cfg, world)
     table = table if table is not None else load_embedding_table(cfg.table)
     space = build_label_space(cfg, table)
     sources = build_sources(cfg, space)

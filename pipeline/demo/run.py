@@ -116,6 +116,15 @@ def evaluate(p: Paths, timer: Timer, run: Path, dataset: str, mode: str = "sente
     return out / "results.json"
 
 
+def paper_tables(p: Paths, timer: Timer, run: Path) -> Path:
+    """`ssiw eval-tables` with the held-out set in CamVid's place: the paper's other sets are absent here."""
+    out = p.out / "paper-tables"
+    with timer.step(f"Place the run in the paper's Tables 3 and 4 ({HELDOUT} stands in for CamVid)"):
+        ssiw("eval-tables", run, "--table", p.table(), "--shards", p.shards, "--taxonomies", p.taxonomies,
+             "--stand-in", f"CamVid={HELDOUT}:{VAL_SPLITS[HELDOUT]}", "--multi-scales", "", "--out", out)
+    return out / "tables.md"
+
+
 def segment_examples(p: Paths, timer: Timer, run: Path, per_dataset: int = 2) -> dict[str, list[Path]]:
     """Label the first validation images of every dataset with that dataset's own label names."""
     images: dict[str, list[Path]] = {}
@@ -135,6 +144,7 @@ def run_demo(s: Settings) -> Path:
     run = train(p, s, timer, "demo", {d: {} for d in TRAIN_SPLITS})
     heldout = evaluate(p, timer, run, HELDOUT)
     in_domain = evaluate(p, timer, run, "demo-ade")
+    paper_tables(p, timer, run)
     segment_examples(p, timer, run)
     with timer.step("Write the report"):
         path = report.write_demo_report(p, run, heldout, in_domain, timer.rows, time.perf_counter() - started)

@@ -142,7 +142,7 @@ def build_idd(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dic
 def build_coco_panoptic(tax: DatasetTaxonomy, root: Path, split: str, n_split: int) -> dict[str, Expected]:
     """Two images, each with three segments of different categories and a void (id 0) strip; segment
     ids use all three channels so R + 256 G + 65536 B is exercised."""
-    cats = [c.raw_id for c in tax.classes]
+    cats = [c.all_raw_ids[-1] for c in tax.classes]  # a class that merges several ids: its last one
     table = tax.raw_to_target()
     images, labels = [], []
     for n in range(2):

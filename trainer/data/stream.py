@@ -29,6 +29,7 @@ from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
 from pipeline.shards.read import SkippedSample, expand_shards
 from trainer.data.augment import AugmentParams, DecodedSample, decode_sample
+from trainer.data.subsample import subsample
 
 # Raw samples (encoded bytes) held per dataset per loader worker. Shards are random samples of their
 # split (the converter writes them in seeded random order), so the buffer mostly mixes shards read
@@ -45,6 +46,9 @@ class Source:
     rows: np.ndarray | None = None  # label-table row of each class index
     supervision: str | None = None  # treat pixel labels as "dense" or "coarse" whatever the shards say
     held_out: np.ndarray | None = None  # class indices whose pixels become ignore and whose boxes are dropped
+    fraction: float = 1.0  # share of the split's samples trained on: a seeded subset (trainer/data/subsample.py)
+    subsample_seed: int = 0
+    require_box_embeddings: bool = False  # box samples must carry CLIP image embeddings (KEY.boxemb.npy)
 
 
 def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
@@ -195,8 +199,8 @@ def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> 
     rows = {s.name: s.rows for s in spec.sources}
     tar_skips: list[SkippedSample] = []  # filled by the raw streams as they meet broken tars
     streams = [
-        raw_samples(s.urls, _mix_seed(spec.seed, spec.epoch, spec.rank, worker, d), spec.resampled,
-                    spec.shuffle_buffer, tar_skips.append)
+        subsample(raw_samples(s.urls, _mix_seed(spec.seed, spec.epoch, spec.rank, worker, d), spec.resampled,
+                              spec.shuffle_buffer, tar_skips.append), s.fraction, s.subsample_seed)
         for d, s in enumerate(spec.sources)
     ]
     counts_seq = batch_counts([s.ratio for s in spec.sources], spec.batch_size, spec.world, spec.rank)
@@ -224,6 +228,10 @@ def iterate_batches(spec: StreamSpec, worker: int = 0, num_workers: int = 1) -> 
                 if s.supervision is Supervision.box:  # a config error, not a bad sample: stop
                     raise SampleError(s.key, f"box samples cannot be trained as {override!r}")
                 s.supervision = override
+            if spec.sources[d].require_box_embeddings and s.supervision == "box" and s.box_targets is None:
+                raise BadInput(f"{raw.get('__url__', '?')}: sample {s.key} has boxes but no CLIP image embeddings "
+                               "(KEY.boxemb.npy), and the config asks for them (box_targets: image); convert "
+                               f"{names[d]} with --box-embeddings open_clip:ViT-B-32:PRETRAINED")
             if s.dataset and s.dataset != names[d]:
                 raise SampleError(s.key, f"record says dataset {s.dataset!r} but it came from {names[d]!r}'s shards")
             samples.append(drop_held_out(s, spec.sources[d].held_out))

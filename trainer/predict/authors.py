@@ -152,3 +152,71 @@ def authors_predict(net, image: np.ndarray, vectors: np.ndarray, short_edge: int
     with torch.no_grad():
         emb = net(x)[0]
         return labels_from_embeddings(emb, vectors, g, cut)
+
+
+# The multi-scale test of `ssiw eval --protocol authors`, scored in 640-px windows (the authors' window,
+# their SegFormer training crop). The window scheme is MSeg's evaluation's: at each short edge the resized
+# image is padded with the mean colour, centred, up to at least one window, scored window by window
+# (stride 2/3 of the window, the last window flush with the edge), the probabilities averaged where
+# windows overlap, the padding cropped, and the result resized back to the original size. Each window is
+# scored as their single-scale test scores an image (steps 3-4 above). The authors' own multi-scale code
+# was not available here to compare against; their single-scale test (authors_predict) is exact.
+WINDOW = 640
+STRIDE_RATE = 2 / 3
+
+
+def window_starts(n: int, window: int, stride_rate: float = STRIDE_RATE) -> list[int]:
+    """Start of each window along a side of n >= window pixels; the last ends at n."""
+    stride = math.ceil(window * stride_rate)
+    count = math.ceil(max(n - window, 0) / stride) + 1
+    return [min(i * stride + window, n) - window for i in range(count)]
+
+
+def _window_probs(net, window_image: np.ndarray, v, dev):
+    """softmax(100 x cos) over labels (K, h, w) for one window, embeddings upsampled align_corners=True."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(window_image).permute(2, 0, 1)[None]
+    emb = net(normalise_images(x, dev))
+    up = F.interpolate(emb.float(), size=x.shape[-2:], mode="bilinear", align_corners=True)[0]
+    return (torch.einsum("chw,kc->khw", F.normalize(up, dim=0), v) * LOGIT_SCALE).softmax(0)
+
+
+def authors_window_probs(net, image: np.ndarray, vectors: np.ndarray, short_edge: int, window: int = WINDOW,
+                         flip: bool = False, device=None):
+    """Label probabilities (K, H, W) at one short edge, scored in `window`-px windows as described above."""
+    import torch
+    import torch.nn.functional as F
+
+    dev = device or next(net.parameters()).device
+    v = F.normalize(torch.as_tensor(vectors, dtype=torch.float32, device=dev), dim=1)
+    g = geometry(image.shape[0], image.shape[1], short_edge)
+    scaled = resize_bilinear(image, g.scaled_w, g.scaled_h)
+    pad_h, pad_w = max(window - g.scaled_h, 0), max(window - g.scaled_w, 0)
+    top, left = pad_h // 2, pad_w // 2
+    padded = np.empty((g.scaled_h + pad_h, g.scaled_w + pad_w, 3), dtype=np.uint8)
+    padded[...] = np.array(PAD_COLOUR, dtype=np.uint8)
+    padded[top : top + g.scaled_h, left : left + g.scaled_w] = scaled
+    H, W = padded.shape[:2]
+    total = torch.zeros(len(v), H, W, device=dev)
+    count = torch.zeros(1, H, W, device=dev)
+    with torch.no_grad():
+        for y0 in window_starts(H, window):
+            for x0 in window_starts(W, window):
+                crop = np.ascontiguousarray(padded[y0 : y0 + window, x0 : x0 + window])
+                prob = _window_probs(net, crop, v, dev)
+                if flip:
+                    prob = (prob + _window_probs(net, np.ascontiguousarray(crop[:, ::-1]), v, dev).flip(-1)) / 2
+                total[:, y0 : y0 + window, x0 : x0 + window] += prob
+                count[:, y0 : y0 + window, x0 : x0 + window] += 1
+        prob = (total / count)[:, top : top + g.scaled_h, left : left + g.scaled_w]
+        prob = F.interpolate(prob[None], size=(g.height, g.width), mode="bilinear", align_corners=False)[0]
+    return prob.cpu().numpy()
+
+
+def authors_multi_scale(net, image: np.ndarray, vectors: np.ndarray, scales, window: int = WINDOW,
+                        flip: bool = False, device=None) -> np.ndarray:
+    """Mean of authors_window_probs over the short edges `scales` (theirs: 480, 720, 1080)."""
+    probs = [authors_window_probs(net, image, vectors, s, window, flip, device) for s in scales]
+    return np.mean(probs, axis=0)

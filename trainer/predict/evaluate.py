@@ -109,36 +109,63 @@ def seen_in_training(names: list[str], keys: list[str] | None, label_space) -> d
     return {name: key in trained for name, key in zip(names, keys)}
 
 
+PROTOCOLS = ("ours", "authors")
+AUTHORS_SINGLE_SCALE = 720  # the SSIW release's single-scale test (`ssiw segment --scale 720`)
+
+
+def _protocol_predictions(pred: Predictor, protocol: str, vecs, single: list[int], multi: list[int],
+                          window, flip: bool):
+    """mode -> (scales, function image -> labels) for each evaluated mode.
+
+    ours: the trainer's inference (scores at network resolution, learned temperature, optional windows
+    of the training crop). authors: single-scale is their test step for step (trainer/predict/authors.py,
+    the same code as `ssiw segment` on an imported run), multi-scale their 640-px sliding windows."""
+    if protocol == "authors":
+        from trainer.predict.authors import WINDOW, authors_multi_scale, authors_predict, authors_window_probs
+
+        def single_fn(image):
+            if window is not None:
+                return authors_window_probs(pred.net, image, vecs, single[0], WINDOW, flip, pred.device).argmax(0)
+            return authors_predict(pred.net, image, vecs, single[0], None, pred.device)[0]
+
+        def multi_fn(image):
+            return authors_multi_scale(pred.net, image, vecs, multi, WINDOW, flip, pred.device).argmax(0)
+
+        return {"single_scale": (single, single_fn), "multi_scale": (multi, multi_fn)}
+    return {m: (scales, lambda image, scales=scales: pred.scores(image, vecs, scales, window, flip).argmax(0))
+            for m, scales in (("single_scale", single), ("multi_scale", multi))}
+
+
 def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray | None = None, table=None,
                         single_scale: int | None = None, multi_scales=(480, 720, 1080), sliding: bool = False,
                         flip: bool = False, predictor: Predictor | None = None,
-                        taxonomies: Path | None = None) -> dict:
-    """mIoU single-scale and multi-scale over (key, image, target) samples."""
+                        taxonomies: Path | None = None, protocol: str = "ours") -> dict:
+    """mIoU single-scale and multi-scale over (key, image, target) samples, by `protocol` (PROTOCOLS)."""
+    if protocol not in PROTOCOLS:
+        raise BadInput(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     pred = predictor or Predictor.from_checkpoint(checkpoint)
     vecs = vectors if vectors is not None else pred.vectors_for(dataset, table)
     k = len(vecs)
     window = pred.settings.crop if sliding else None
-    single = [single_scale or pred.settings.short_edge]
-    modes = {"single_scale": single, "multi_scale": list(multi_scales)}
+    default_scale = AUTHORS_SINGLE_SCALE if protocol == "authors" else pred.settings.short_edge
+    single = [single_scale or default_scale]
+    modes = {m: v for m, v in _protocol_predictions(pred, protocol, vecs, single, list(multi_scales), window,
+                                                    flip).items() if v[0]}
     conf = {m: np.zeros((k, k), dtype=np.int64) for m in modes}
     n = 0
     for key, image, target in samples:
-        for m, scales in modes.items():
-            if not scales:
-                continue
-            probs = pred.scores(image, vecs, scales, window, flip)
-            conf[m] += confusion(probs.argmax(0), target, k)
+        for m, (_, predict) in modes.items():
+            conf[m] += confusion(np.asarray(predict(image), dtype=np.int64), target, k)
         n += 1
     if n == 0:
         raise BadInput(f"no evaluation samples found for {dataset}")
     names = class_names_for(dataset, k, taxonomies)
     keys = eval_class_labels(dataset, k, table, pred.label_space, taxonomies)
-    results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "sliding": sliding, "flip": flip,
+    results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "protocol": protocol,
+               "sliding": sliding, "flip": flip,
                "seen_in_training": seen_in_training(names, keys, pred.label_space),
                "held_out_in_training": list(pred.label_space.held_out)}
-    for m, scales in modes.items():
-        if not scales:
-            continue
+    for m, (scales, _) in modes.items():
         iou = iou_from_confusion(conf[m])
         results[m] = {
             "scales": scales, "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
@@ -173,7 +200,8 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     write_text_atomic(paths["json"], json.dumps(results, indent=2))
 
     modes = [m for m in ("single_scale", "multi_scale") if m in results]
-    table = Table(title=f"{results['dataset']}: {results['images']} images")
+    table = Table(title=f"{results['dataset']}: {results['images']} images, "
+                        f"{results.get('protocol', 'ours')} test protocol")
     table.add_column("class")
     for m in modes:
         table.add_column(f"IoU {m.replace('_', '-')}", justify="right")

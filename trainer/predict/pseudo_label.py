@@ -1,12 +1,16 @@
-"""`ssiw pseudo-label`: a run labels a dataset's images, and the labels become training shards.
+"""`ssiw pseudo-label`: a run labels a dataset's images, and the labels become shards (or label PNGs).
 
-The paper (section 4.3) labels datasets without segmentation with its model and trains on them.
+The paper (section 4.3, appendix C) makes pseudo-labels for downstream tasks, not for training its
+segmentation model: semantic masks on nine RGB-D datasets, turned into 512-d label embeddings that a
+monocular depth network (LeReS) takes as an extra input (Table 6), and pseudo instance masks on
+Objects365 to pre-train an instance segmenter, CondInst (Table 7). Training ssiw's own model on these
+shards (supervision `coarse`, so L_LD) is something this tool allows, not something the paper reports.
 Here a reader (the same interface as a format reader) lists the images of a dataset split, from its
 shards or from its root through the dataset's own format reader, and `read()` predicts each label
 map. `ssiw convert`'s shard writer and runner then do the rest: the same tar layout, manifests,
 quarantine, temp-then-rename writes and resume after a kill. Each record says which run made the
-label and in which label space (`pseudo_label`); supervision is `coarse`, so training uses L_LD;
-pixels whose top probability is not above the confidence threshold are ignore.
+label and in which label space (`pseudo_label`); supervision is `coarse`, so a run trained on them uses
+L_LD; pixels whose top probability is not above the confidence threshold are ignore.
 """
 
 from __future__ import annotations
