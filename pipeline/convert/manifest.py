@@ -12,6 +12,7 @@ from pipeline import storage
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.shard import read_part
 from pipeline.errors import NotFound
+from pipeline.names import path_name
 from pipeline.safe_write import atomic_path, write_text_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -19,11 +20,11 @@ INDEX_FILE = "index.parquet"
 
 
 def manifest_path(out_ds: storage.Location, split: str) -> storage.Location:
-    return storage.join(out_ds, f"{split}.manifest.parquet")
+    return storage.join(out_ds, f"{path_name(split, 'split name')}.manifest.parquet")
 
 
 def quarantine_path(out_ds: storage.Location, split: str) -> storage.Location:
-    return storage.join(out_ds, f"{split}.quarantine.jsonl")
+    return storage.join(out_ds, f"{path_name(split, 'split name')}.quarantine.jsonl")
 
 
 def _manifest_schema():

@@ -19,6 +19,7 @@ from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
 from pipeline.convert.tario import DeterministicTarWriter
 from pipeline.errors import SsiwError
+from pipeline.names import path_name
 from pipeline.safe_write import publish, temp_path, write_bytes_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -82,7 +83,7 @@ def convert_shard(
     tax: DatasetTaxonomy, reader: Reader, plan: ShardPlan, out_dir: storage.Location, options: ShardOptions
 ) -> dict:
     """Read, encode and write one shard; returns a short summary (the part itself is written too)."""
-    out_ds = storage.join(out_dir, tax.name)
+    out_ds = storage.join(out_dir, path_name(tax.name, "dataset name"))
     storage.makedirs(out_ds)
     final = tar_path(out_ds, plan.name)
     shard_name = storage.name(final)

@@ -23,6 +23,7 @@ from pipeline.convert.readers.common import check_size, load_image, make_sample,
 from pipeline.convert.readers.dense import read_index_png
 from pipeline.convert.readers.pairing import pair_split
 from pipeline.errors import BadInput
+from pipeline.names import relative_path
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 FULL_ID_COUNT = (255 // 10 + 1) * 256  # every value (R // 10) * 256 + G can take
@@ -39,7 +40,8 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     root = Path(root)
     items = pair_split(tax, root, split)
     if _variant(tax) == "full":
-        table = str(root / str(tax.format_options.get("map_from_ade", "mapFromADE.txt")))
+        option = str(tax.format_options.get("map_from_ade", "mapFromADE.txt"))
+        table = str(root / relative_path(option, f"{tax.name}: format_options.map_from_ade"))
         items = [replace(i, extra={**i.extra, "map_from_ade": table}) for i in items]
     return iter(items)
 

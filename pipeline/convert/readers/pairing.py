@@ -42,6 +42,7 @@ from pathlib import Path
 from pipeline.convert.readers.base import BadSample, WorkItem
 from pipeline.convert.readers.common import relative, sanitize_key
 from pipeline.errors import BadInput, UnknownName
+from pipeline.names import path_name, relative_path
 from pipeline.taxonomy.schema import DatasetTaxonomy, SplitSpec
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -53,9 +54,15 @@ MatchKey = tuple[Folders, object]
 
 
 def split_spec(tax: DatasetTaxonomy, split: str) -> SplitSpec:
+    """The split's entry, its name and paths checked to stay under --out and --root (pipeline/names.py)."""
     if split not in tax.splits:
         raise UnknownName(f"{tax.name}: no split {split!r} (known: {', '.join(sorted(tax.splits))})")
-    return tax.splits[split]
+    spec = tax.splits[split]
+    path_name(split, f"{tax.name}: split name")
+    for what in ("images", "annotations", "index"):
+        if getattr(spec, what) is not None:
+            relative_path(getattr(spec, what), f"{tax.name}/{split}: {what}")
+    return spec
 
 
 def is_glob(pattern: str) -> bool:
@@ -364,7 +371,7 @@ def _keep_scenes(
 ) -> tuple[dict[MatchKey, Path], list[WorkItem], set[str]]:
     """Only annotations under a listed scene; an item reporting each listed scene that has neither
     labels nor images (a scene with images but no labels is reported image by image)."""
-    path = lay.root / option.replace("{split}", split)
+    path = lay.root / relative_path(option.replace("{split}", split), f"{tax.name}: format_options.scene_list")
     scenes = _read_lines(path, "scene_list")
     if any(not folders for folders, _ in found):
         raise BadInput(
