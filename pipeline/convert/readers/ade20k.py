@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
-from pipeline.convert.readers.common import check_size, load_image, make_sample, map_raw, open_label
+from pipeline.convert.readers.common import (
+    check_size,
+    load_image,
+    make_sample,
+    map_raw,
+    open_index,
+    open_label,
+)
 from pipeline.convert.readers.dense import read_index_png
 from pipeline.convert.readers.pairing import pair_split
 from pipeline.errors import BadInput
@@ -51,7 +58,8 @@ def load_map_from_ade(path: str) -> np.ndarray:
     """uint8 table: full-ADE class id -> challenge id, 0 where unmapped."""
     table = np.zeros(FULL_ID_COUNT, dtype=np.uint8)
     try:
-        lines = Path(path).read_text().splitlines()
+        with open_index(path) as f:
+            lines = f.read().decode().splitlines()
     except FileNotFoundError:
         raise BadSample(path, "missing file (mapFromADE table)") from None
     for number, line in enumerate(lines, 1):

@@ -31,6 +31,19 @@ def read_bytes(path: str | Path) -> bytes:
         raise BadSample(path, f"cannot read file: {e}") from None
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def open_index(path: str | Path):
+    """An index file (JSON, CSV, id list) opened for binary reading, past a UTF-8 byte-order mark if it
+    starts with one (Windows editors write it; it is not part of the content). Every index reader opens
+    its file here, so a BOM means the same everywhere. FileNotFoundError as open() raises it."""
+    f = open(path, "rb")  # noqa: SIM115 -- the caller closes it
+    if f.read(len(UTF8_BOM)) != UTF8_BOM:
+        f.seek(0)
+    return f
+
+
 # What a complete file ends with: JPEG's end-of-image marker, PNG's IEND chunk (length 0, CRC fixed).
 _END = {"JPEG": b"\xff\xd9", "PNG": b"\x00\x00\x00\x00IEND\xaeB`\x82"}
 
@@ -158,3 +171,45 @@ def paint(
         mask, target = masks[n]
         label[mask] = target
     return label
+
+
+def shared_key_groups(keys: list[str]) -> dict[str, list[int]]:
+    """Key -> the positions that share it, for keys made more than once (two files that sanitise
+    to one key, two index entries with one file_name)."""
+    positions: dict[str, list[int]] = {}
+    for n, key in enumerate(keys):
+        positions.setdefault(key, []).append(n)
+    return {key: at for key, at in positions.items() if len(at) > 1}
+
+
+def ambiguous_key(key: str, n: int, taken: set[str]) -> str:
+    """A distinct key for the n-th file of a shared key: its quarantine entry needs a key of its own."""
+    candidate = f"{key}-ambiguous{n}"
+    while candidate in taken:
+        candidate += "_"
+    taken.add(candidate)
+    return candidate
+
+
+def ambiguity(key: str, names: list[str]) -> str:
+    return (f"key {key!r} is made by each of {', '.join(repr(n) for n in names)}: which one it names is "
+            f"ambiguous, so none is converted (rename one)")
+
+
+def quarantine_shared_keys(items: list[WorkItem]) -> list[WorkItem]:
+    """Items whose keys are made more than once become planned errors naming every file that makes
+    the key (each under a key of its own); the rest stay as they are. Sorted by key."""
+    from dataclasses import replace
+
+    groups = shared_key_groups([it.key for it in items])
+    if not groups:
+        return sorted(items, key=lambda it: it.key)
+    taken = {it.key for it in items}
+    out = [it for it in items if it.key not in groups]
+    for key, at in groups.items():
+        names = [" + ".join(dict.fromkeys(v for v in items[n].sources.values())) or items[n].image for n in at]
+        message = ambiguity(key, names)
+        for n, pos in enumerate(at, 1):
+            item = items[pos]
+            out.append(replace(item, key=ambiguous_key(key, n, taken), error=item.error or message))
+    return sorted(out, key=lambda it: it.key)
