@@ -75,6 +75,16 @@ def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, p
     return len(rows), len(quarantine)
 
 
+def read_notes(out_ds: storage.Location, plans: list[ShardPlan]) -> dict[str, int]:
+    """What reading changed in the split's written samples, by reason (boxes clipped or dropped, ...),
+    summed over its shard parts (a part from before notes existed counts nothing)."""
+    notes: dict[str, int] = {}
+    for plan in plans:
+        for reason, count in ((read_part(out_ds, plan.name) or {}).get("notes") or {}).items():
+            notes[reason] = notes.get(reason, 0) + int(count)
+    return notes
+
+
 def build_index(out_dir: storage.Location) -> storage.Location:
     """shards/index.parquet: one row per (dataset, split, shard) over every manifest under out_dir."""
     import polars as pl

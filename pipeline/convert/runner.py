@@ -14,7 +14,14 @@ from pathlib import Path
 
 from pipeline import storage
 from pipeline.convert import plan_store
-from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
+from pipeline.convert.manifest import (
+    INDEX_FILE,
+    assemble_split,
+    build_index,
+    manifest_path,
+    quarantine_path,
+    read_notes,
+)
 from pipeline.convert.plan import ShardPlan, plan_split
 from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
@@ -212,6 +219,6 @@ def convert_split(
         written=written,
         quarantined=quarantined,
         seconds=time.perf_counter() - start,
-        notes=plans.notes,
+        notes={**plans.notes, **read_notes(out_ds, plans)},  # counted while planning, then while reading
         unknown=unknown,
     )

@@ -96,6 +96,7 @@ def convert_shard(
         embed = box_embedder(options.box_embeddings)
     rows: list[dict] = []
     quarantine: list[dict] = []
+    notes: dict[str, int] = {}  # what reading changed, by reason (readers' Sample.notes), summed
     writer: DeterministicTarWriter | None = None
     item = None
     try:
@@ -115,6 +116,8 @@ def convert_shard(
                 writer = DeterministicTarWriter(tmp)
             for name, data in encoded.members:
                 writer.add(name, data)
+            for reason, count in sample.notes.items():
+                notes[reason] = notes.get(reason, 0) + count
             rows.append({**encoded.row, "shard": shard_name})
         if writer is not None:
             writer.close()
@@ -137,6 +140,7 @@ def convert_shard(
         "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,
+        "notes": notes,
     }
     write_bytes_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
     return {"shard": shard_name, "items": plan.count, "written": len(rows), "quarantined": len(quarantine)}

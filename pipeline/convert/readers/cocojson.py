@@ -104,6 +104,11 @@ DEGENERATE_NOTE = "boxes of zero or negative size (dropped)"
 EMPTY_NOTE = "images without annotations (not converted)"
 ORPHAN_NOTE = "annotations naming an image id not in 'images' (quarantined)"
 NO_IMAGE_NOTE = "annotations without an image id (quarantined)"
+# Counted as each image is read (the file's real size is known only then), summed over the split.
+OUTSIDE_NOTE = "boxes wholly outside the image (dropped)"
+CLIPPED_NOTE = "boxes partly outside the image (clipped to it)"
+IGNORED_CLASS_NOTE = "boxes of an ignored class (dropped)"
+SCALED_NOTE = "images whose file is the index's size uniformly resized (boxes scaled to the file)"
 
 
 def check_categories(tax: DatasetTaxonomy, index: Path, listed: dict[Any, str]) -> None:
@@ -157,8 +162,7 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
         key, image, problem = image_entry(n, im, folder)
         keys.append(key)
         images.append(image)
-        if masks:
-            sizes.append((im.get("width"), im.get("height")) if problem is None else (None, None))
+        sizes.append((im.get("width"), im.get("height")) if problem is None else (None, None))
         if problem is not None:  # that entry alone is quarantined (with its boxes); the split goes on
             errors[row] = problem
             if im is None or type(im.get("id")) not in (int, str):
@@ -259,9 +263,10 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
         unknown={pos: unknown[i] for pos, i in enumerate(keep) if i in unknown},
         notes=notes,
     )
+    # The listed size: dense data checks it against the file; box data scales or quarantines on it.
+    columns.fields["width"] = [sizes[i][0] for i in keep]
+    columns.fields["height"] = [sizes[i][1] for i in keep]
     if masks:
-        columns.fields["width"] = [sizes[i][0] for i in keep]
-        columns.fields["height"] = [sizes[i][1] for i in keep]
         columns.fields["masks"] = [
             [(segmentations[j], int(arrays["categories"][0][k]))
              for k, j in zip(range(starts[i], starts[i] + counts[i]), order[starts[i]: starts[i] + counts[i]])]
@@ -335,18 +340,61 @@ def clip_box(bbox: Any, width: int, height: int) -> tuple[int, int, int, int] | 
     return x0, y0, x1, y1
 
 
-def boxes_for(tax: DatasetTaxonomy, item: WorkItem, width: int, height: int) -> list[list[int]]:
-    """[x0, y0, x1, y1, class_index] per kept box of a planned item: crowd boxes, boxes with nothing
-    left inside the image and ignored classes are dropped; an unknown category is a BadSample naming
-    the index file and carrying the unknown id (for the end-of-convert table)."""
+def index_scale(item: WorkItem, width: int, height: int) -> tuple[float, float] | None:
+    """(x, y) factors from the index's image size to the file's, or None when they agree (or the index
+    lists no size). A file that is the listed image uniformly resized (a downscaled mirror) scales
+    the boxes; any other difference (a rotated or another image) is a BadSample: boxes drawn for one
+    size are wrong on another."""
+    listed_w, listed_h = item.extra.get("width"), item.extra.get("height")
+    if not isinstance(listed_w, (int, float)) or not isinstance(listed_h, (int, float)) or listed_w <= 0 \
+            or listed_h <= 0 or (listed_w, listed_h) == (width, height):
+        return None
+    factor = width / listed_w
+    if abs(listed_h * factor - height) > 1:  # not one factor for both axes, to the pixel
+        raise BadSample(item.index or item.image,
+                        f"{item.key}: the image file is {width}x{height} but the index says {listed_w}x{listed_h} "
+                        f"(not a uniform resize): its boxes cannot be placed")
+    return factor, height / listed_h
+
+
+def boxes_for(tax: DatasetTaxonomy, item: WorkItem, width: int, height: int,
+              notes: dict[str, int] | None = None) -> list[list[int]]:
+    """[x0, y0, x1, y1, class_index] per kept box of a planned item, scaled when the file is the listed
+    image resized (index_scale). Crowd boxes (counted at planning), boxes wholly outside the image and
+    boxes of ignored classes are dropped, boxes partly outside are clipped; each is counted in `notes`
+    by its reason. An unknown category is a BadSample naming the index file and carrying the unknown id
+    (for the end-of-convert table)."""
     index = item.index or item.image
+    notes = {} if notes is None else notes
+    scale = index_scale(item, width, height)
+    if scale is not None:
+        notes[SCALED_NOTE] = notes.get(SCALED_NOTE, 0) + 1
     boxes = []
     for bbox, category, crowd in zip(item.extra["boxes"], item.extra["categories"], item.extra["crowd"]):
         target = class_of(tax, int(category), index, f"{item.key}: category id")
         if crowd:
             continue
+        if scale is not None:
+            x, y, w, h = (float(v) for v in bbox)
+            bbox = (x * scale[0], y * scale[1], w * scale[0], h * scale[1])
+        reason = box_fate(bbox, width, height, target == tax.ignore_index)
+        if reason is not None:
+            notes[reason] = notes.get(reason, 0) + 1
         box = clip_box(bbox, width, height)
         if box is None or target == tax.ignore_index:
             continue
         boxes.append([*box, target])
     return boxes
+
+
+def box_fate(bbox, width: int, height: int, ignored: bool) -> str | None:
+    """Why a (non-crowd) box is not kept as it is: dropped for its class, dropped for lying wholly
+    outside the image, clipped for lying partly outside; None when it is kept whole."""
+    if ignored:
+        return IGNORED_CLASS_NOTE
+    x, y, w, h = (float(v) for v in bbox)
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        return OUTSIDE_NOTE
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        return CLIPPED_NOTE
+    return None

@@ -133,6 +133,7 @@ def make_sample(
     label: np.ndarray | None,
     boxes=None,
     label_counts: np.ndarray | None = None,
+    notes: dict[str, int] | None = None,
 ) -> Sample:
     sources = dict(item.sources)
     if not sources:
@@ -151,6 +152,7 @@ def make_sample(
         boxes=boxes,
         sources=sources,
         label_counts=label_counts,
+        notes=dict(notes or {}),
     )
 
 
