@@ -22,7 +22,7 @@ from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, gather, integer_l
 @pytest.fixture(scope="module")
 def real_jpeg(real_fixtures) -> bytes:
     """A real photo (COCO val2017, shared/fixtures/real), so the scan is a camera's, not a test pattern."""
-    return sorted((real_fixtures / "coco-panoptic" / "images").glob("*.jpg"))[0].read_bytes()
+    return min((real_fixtures / "coco-panoptic" / "images").glob("*.jpg")).read_bytes()
 
 
 def flipped(data: bytes, at: int, count: int = 64) -> bytes:
