@@ -13,14 +13,7 @@ from support.layout import place, shipped
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.convert.readers import BadSample, get_reader
-from pipeline.convert.readers.cocojson import (
-    CLIPPED_NOTE,
-    CROWD_NOTE,
-    DEGENERATE_NOTE,
-    OUTSIDE_NOTE,
-    SCALED_NOTE,
-)
+from pipeline.convert.readers import BadSample, cocojson, get_reader
 from pipeline.convert.runner import convert_split
 
 
@@ -60,7 +53,7 @@ def test_file_half_the_index_size_scales_its_boxes(tmp_path):
     sample = read_all(tax, tmp_path)["objects365_v2_00000001"]
     target = tax.raw_to_target()[1]
     assert sample.boxes == [[10, 20, 60, 50, target], [75, 50, 95, 70, target]]
-    assert sample.notes == {SCALED_NOTE: 1}
+    assert sample.notes == {cocojson.SCALED_NOTE: 1}
 
 
 def test_file_of_another_shape_than_the_index_is_quarantined(tmp_path):
@@ -85,14 +78,14 @@ def test_summary_counts_each_box_by_its_reason(tmp_path, monkeypatch):
     result = convert_split(shipped("objects365-v2"), get_reader("objects365"), root, "val", tmp_path / "out",
                            shard_bytes=10**6, progress=False)
     assert result.written == 1
-    assert {k: v for k, v in result.notes.items() if v} == {
-        CLIPPED_NOTE: 2, OUTSIDE_NOTE: 1, DEGENERATE_NOTE: 1, CROWD_NOTE: 1}
+    reasons = {cocojson.CLIPPED_NOTE: 2, cocojson.OUTSIDE_NOTE: 1, cocojson.DEGENERATE_NOTE: 1, cocojson.CROWD_NOTE: 1}
+    assert {k: v for k, v in result.notes.items() if v} == reasons
 
     monkeypatch.setenv("COLUMNS", "200")
     shown = CliRunner().invoke(app, ["convert", "objects365-v2", "--root", str(root), "--out", str(tmp_path / "o2"),
                                      "--no-ray", "--split", "val"], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
-    for reason, count in ((CLIPPED_NOTE, 2), (OUTSIDE_NOTE, 1), (DEGENERATE_NOTE, 1), (CROWD_NOTE, 1)):
+    for reason, count in reasons.items():
         row = next(line for line in lines if reason in line)
         assert "objects365-v2" in row and row.rstrip(" │|").endswith(str(count))

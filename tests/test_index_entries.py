@@ -156,3 +156,19 @@ def test_openimages_csv_with_a_bom_is_read(tmp_path):
     index.write_bytes(BOM + index.read_bytes())
     good, bad = outcome(tax, tmp_path, "validation")
     assert sorted(good) == sorted(expected) and not bad
+
+
+# --- plain-text id lists ----------------------------------------------------------------------------
+def test_id_list_with_a_bom_names_its_first_id(tmp_path):
+    """Pascal VOC's ImageSets list saved by a Windows editor: the first id is '2007_000032', not
+    '\\ufeff2007_000032' (which would report that image as missing)."""
+    tax = shipped("pascal-voc")
+    spec = tax.splits["train"]
+    for stem in ("2007_000032", "2007_000033"):
+        place(tmp_path, spec.images, f"{stem}.jpg", data=jpeg(8, 6))
+        place(tmp_path, spec.annotations, f"{stem}.png", data=png(np.zeros((6, 8), np.uint8)))
+    index = tmp_path / spec.index
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_bytes(BOM + b"2007_000032\n2007_000033\n")
+    good, bad = outcome(tax, tmp_path, "train")
+    assert sorted(good) == ["2007_000032", "2007_000033"] and not bad
