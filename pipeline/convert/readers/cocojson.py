@@ -154,7 +154,8 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
     first_at: dict[Any, int] = {}
     keys: list[str] = []
     images: list[str] = []
-    sizes: list[tuple] = []
+    widths: list = []  # as listed, per image (two flat lists: 1.7M tuples would cost 100 MB more)
+    heights: list = []
     errors: dict[int, str] = {}
     folder = str(images_dir)
     for n, im in enumerate(jsonindex.list_fields(index, "images", IMAGE_FIELDS)):
@@ -162,7 +163,8 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
         key, image, problem = image_entry(n, im, folder)
         keys.append(key)
         images.append(image)
-        sizes.append((im.get("width"), im.get("height")) if problem is None else (None, None))
+        widths.append(im.get("width") if problem is None else None)
+        heights.append(im.get("height") if problem is None else None)
         if problem is not None:  # that entry alone is quarantined (with its boxes); the split goes on
             errors[row] = problem
             if im is None or type(im.get("id")) not in (int, str):
@@ -264,8 +266,8 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
         notes=notes,
     )
     # The listed size: dense data checks it against the file; box data scales or quarantines on it.
-    columns.fields["width"] = [sizes[i][0] for i in keep]
-    columns.fields["height"] = [sizes[i][1] for i in keep]
+    columns.fields["width"] = [widths[i] for i in keep]
+    columns.fields["height"] = [heights[i] for i in keep]
     if masks:
         columns.fields["masks"] = [
             [(segmentations[j], int(arrays["categories"][0][k]))
