@@ -292,9 +292,10 @@ def pair_split(
         m = match_key(ann.stem, lay.ann_suffix, lay.pair_by)
         found.setdefault((folder_parts(root, lay.ann_pattern, ann), m), ann)
 
-    extra_items = [item for at, paths in rivals.items() for item in _rival_items(lay, at, paths, found.pop(at, None))]
+    rival_items = [item for at, paths in rivals.items() for item in _rival_items(lay, at, paths, found.pop(at, None))]
     for at in rivals:
         del images[at]
+    extra_items: list[WorkItem] = []
     in_split = None  # with a scene_list, only images of listed scenes belong to the split
     if opts.get("scene_list"):
         found, extra_items, in_split = _keep_scenes(tax, split, lay, found, images, str(opts["scene_list"]))
@@ -310,7 +311,7 @@ def pair_split(
             if in_split is None or (at[0] and at[0][0] in in_split)
         ]
         items += [_unnumbered_item(lay, img) for img in unnumbered]
-    items += bad_names
+    items += bad_names + rival_items
 
     # Two files making one key (`a b.jpg` and `a_b.jpg`, a frame as both .png and .jpg): quarantined,
     # naming both, while the rest of the split converts.
