@@ -138,10 +138,11 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
     """One item per annotated image of a COCO instances-style index, read as a stream into columns.
 
     Per box: [x, y, w, h] (float64, exact), category id (int32) and a crowd flag (iscrowd or ignore)
-    as slices of three arrays. Duplicate image ids, annotations of unlisted images and bad entries
-    become planned errors (quarantine, naming the id); crowd boxes, boxes of zero or negative size
-    and images without annotations are counted in `notes`. With `masks`, each item also gets its
-    (segmentation, category) pairs and the listed width/height (dense COCO instances)."""
+    as slices of three arrays, and the listed width/height. Duplicate image ids, entries sharing a
+    file_name, a file_name that leaves the images folder, entries without a usable id, annotations of
+    unlisted images or without an image id become planned errors (quarantine, naming the entry); crowd
+    boxes, boxes of zero or negative size and images without annotations are counted in `notes`. With
+    `masks`, each item also gets its (segmentation, category) pairs (dense COCO instances)."""
     from array import array
 
     import numpy as np
