@@ -55,3 +55,16 @@ def test_idd_polygon_only_frame_pairs_by_folder(tmp_path):
     assert items.keys() == truth.keys()
     assert items["a0_s0x0"].annotation.endswith("gtFine/val/a0/s0x0_gtFine_labellevel3Ids.png")
     assert items["b0_s0x0"].annotation.endswith("gtFine/val/b0/s0x0_gtFine_polygons.json")
+
+
+def test_idd_polygon_with_a_nan_point_is_quarantined_naming_the_file(tmp_path):
+    """json reads NaN as a float; PIL would draw it as a sliver, written as a silently wrong label."""
+    tax = shipped("idd")
+    write_idd(tax, tmp_path, "train")
+    items = list(get_reader("idd").plan(tax, tmp_path, "train"))
+    poly = Path(items[1].annotation)
+    data = json.loads(poly.read_text())
+    data["objects"][1]["polygon"][2] = [float("nan"), 20]
+    poly.write_text(json.dumps(data))  # writes NaN, as a NaN in the real file reads
+    err = bad(tax, items[1])
+    assert err.path == str(poly) and "objects[1]" in err.reason and "nan" in err.reason

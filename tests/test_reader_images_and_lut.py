@@ -1,12 +1,14 @@
-"""Shared reader parts (pipeline/convert/readers/common.py, pipeline/taxonomy/lut.py): images checked by
-their end markers instead of a decode, blocked gathers and lookup tables equal plain indexing, and the
+"""Shared reader parts (pipeline/convert/readers/common.py, pipeline/taxonomy/lut.py): damaged images
+refused even when they keep their end marker, blocked gathers and lookup tables equal plain indexing, and the
 shard writer uses (and checks) the label counts a reader gives."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-from PIL import ImageFile
+from PIL import Image
 from support.generated import jpeg, png
 from support.layout import shipped
 from support.readers import ade_sample
@@ -17,11 +19,40 @@ from pipeline.convert.readers.common import load_image
 from pipeline.taxonomy.lut import UnknownRawValues, apply_lut, gather, integer_lut, mapper_for
 
 
-def test_image_with_end_marker_is_not_decoded(tmp_path, monkeypatch):
-    path = tmp_path / "a.jpg"
-    path.write_bytes(jpeg(40, 30))
-    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("a complete JPEG was decoded"))
-    assert load_image(path)[1:] == ("jpg", 40, 30)
+@pytest.fixture(scope="module")
+def real_jpeg(real_fixtures) -> bytes:
+    """A real photo (COCO val2017, shared/fixtures/real), so the scan is a camera's, not a test pattern."""
+    return min((real_fixtures / "coco-panoptic" / "images").glob("*.jpg")).read_bytes()
+
+
+def flipped(data: bytes, at: int, count: int = 64) -> bytes:
+    out = bytearray(data)
+    for i in range(at, at + count):
+        out[i] ^= 0xFF
+    return bytes(out)
+
+
+def test_damaged_images_that_keep_their_end_marker_are_refused(tmp_path, real_jpeg):
+    """PIL decodes all three without a word (libjpeg's warnings are silenced; a PNG's CRCs are not checked
+    by a decode); each would be written as garbage behind a correct label."""
+    scan = real_jpeg.index(b"\xff\xda")
+    as_png = png(np.asarray(Image.open(io.BytesIO(real_jpeg)).convert("RGB")))
+    idat = as_png.index(b"IDAT")
+    damaged = {
+        "flipped.jpg": flipped(real_jpeg, scan + (len(real_jpeg) - scan) // 2),
+        "cut.jpg": real_jpeg[: int(len(real_jpeg) * 0.4)] + b"\xff\xd9",
+        "flipped.png": flipped(as_png, idat + 100),
+    }
+    for name, data in damaged.items():
+        assert data.endswith(b"\xff\xd9" if name.endswith("jpg") else b"IEND\xaeB`\x82")
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(BadSample) as err:
+            load_image(path)
+        assert err.value.path == str(path) and "corrupt" in err.value.reason, name
+    path = tmp_path / "intact.jpg"
+    path.write_bytes(real_jpeg)
+    assert load_image(path).data == real_jpeg
 
 
 @pytest.mark.parametrize("cut", [1, 2, 100])
@@ -45,7 +76,7 @@ def test_truncated_png_image_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kind", ["jpg", "png"])
 def test_bytes_after_the_end_marker_still_read(tmp_path, kind):
-    """Such files get the full check, which they pass (as before the end-marker check)."""
+    """Trailing bytes after the end marker are common (cameras append data) and harmless."""
     data = jpeg(40, 30) if kind == "jpg" else png(np.zeros((30, 40, 3), np.uint8))
     path = tmp_path / f"a.{kind}"
     path.write_bytes(data + b"\0" * 7)

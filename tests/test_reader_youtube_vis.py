@@ -122,3 +122,20 @@ def test_unseen_label_test_with_convert_and_eval_alone(tmp_path):
     assert results["seen_in_training"] == {"lizard": False, "shark": False, "frog": False, "deer": False, "duck": True}
     assert "unseen, zero-shot (4): lizard, shark, frog, deer" in " ".join(res.output.split())
     assert set(results["single_scale"]["per_class"]) == {"lizard", "shark", "frog", "deer", "duck"}
+
+
+def test_frame_file_name_outside_the_images_folder_is_quarantined_not_read(tmp_path):
+    tax = shipped("youtube-vis-unseen")
+    _write(tmp_path, tax)
+    index = tmp_path / tax.splits["train"].index
+    doc = json.loads(index.read_text())
+    doc["videos"][0]["file_names"][0] = "../../../../secret.jpg"
+    index.write_text(json.dumps(doc))
+    reader = get_reader("youtube_vis")
+    items = list(reader.plan(tax, tmp_path, "train"))
+    escaped = [i for i in items if "secret" in (i.error or "")]
+    assert len(escaped) == 1 and "'..'" in escaped[0].error and "secret" not in escaped[0].image
+    with pytest.raises(BadSample) as err:
+        reader.read(tax, escaped[0])
+    assert err.value.path == str(index)
+    assert all(reader.read(tax, i).label is not None for i in items if i is not escaped[0])

@@ -104,10 +104,14 @@ def convert(
         table.add_row(r.dataset, r.split, str(r.shards), str(r.kept), str(r.written), str(r.quarantined),
                       f"{r.seconds:.1f}", f"{rate:.1f}")
     console.print(table)
-    for r in results:
-        for what, count in r.notes.items():
-            if count:
-                console.print(f"{r.dataset}/{r.split}: {count:,} {what}")
+    counted = [(r, what, count) for r in results for what, count in r.notes.items() if count]
+    if counted:  # every box or entry the converter dropped, clipped or kept out, by reason
+        notes = Table(title="dropped, clipped or kept out, by reason")
+        for col in ("dataset", "split", "reason", "count"):
+            notes.add_column(col, justify="right" if col == "count" else "left")
+        for r, what, count in counted:
+            notes.add_row(r.dataset, r.split, what, f"{count:,}")
+        console.print(notes)
     unknown = [u for r in results for u in r.unknown]
     if unknown:
         from pipeline.convert.unknowns import render

@@ -12,6 +12,7 @@ from pipeline import storage
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.shard import read_part
 from pipeline.errors import NotFound
+from pipeline.names import path_name
 from pipeline.safe_write import atomic_path, write_text_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -19,11 +20,11 @@ INDEX_FILE = "index.parquet"
 
 
 def manifest_path(out_ds: storage.Location, split: str) -> storage.Location:
-    return storage.join(out_ds, f"{split}.manifest.parquet")
+    return storage.join(out_ds, f"{path_name(split, 'split name')}.manifest.parquet")
 
 
 def quarantine_path(out_ds: storage.Location, split: str) -> storage.Location:
-    return storage.join(out_ds, f"{split}.quarantine.jsonl")
+    return storage.join(out_ds, f"{path_name(split, 'split name')}.quarantine.jsonl")
 
 
 def _manifest_schema():
@@ -72,6 +73,16 @@ def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, p
     lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantine)
     write_text_atomic(quarantine_path(out_ds, split), lines)
     return len(rows), len(quarantine)
+
+
+def read_notes(out_ds: storage.Location, plans: list[ShardPlan]) -> dict[str, int]:
+    """What reading changed in the split's written samples, by reason (boxes clipped or dropped, ...),
+    summed over its shard parts (a part from before notes existed counts nothing)."""
+    notes: dict[str, int] = {}
+    for plan in plans:
+        for reason, count in ((read_part(out_ds, plan.name) or {}).get("notes") or {}).items():
+            notes[reason] = notes.get(reason, 0) + int(count)
+    return notes
 
 
 def build_index(out_dir: storage.Location) -> storage.Location:

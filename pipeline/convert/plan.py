@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline.convert.order import in_shard_order
 from pipeline.convert.readers.base import Reader, WorkItem
 from pipeline.errors import BadInput
+from pipeline.names import path_name
 from pipeline.shard_format import KEY_PATTERN, KEY_RULE
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -80,7 +81,7 @@ class Plans(list):
 
 
 def shard_name(split: str, index: int) -> str:
-    return f"{split}-{index:06d}"
+    return f"{path_name(split, 'split name')}-{index:06d}"
 
 
 def list_items(reader: Reader, tax: DatasetTaxonomy, root: Path, split: str) -> list[WorkItem]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.convert.readers.base import WorkItem
 from pipeline.convert.readers.plan_columns import ItemColumns, materialize
+from pipeline.names import path_name
 from pipeline.safe_write import atomic_path, write_bytes_atomic
 
 PLAN_DIR = ".plan"
@@ -35,6 +36,7 @@ def plan_folder(out_ds, split: str) -> Path:
     an s3:// output every Ray node must see that folder (one node, or a shared mount)."""
     from pipeline import storage
 
+    path_name(split, "split name")  # the folder is emptied and removed: it must be this split's own
     if not storage.is_remote(out_ds):
         return Path(out_ds) / PLAN_DIR / split
     import tempfile

@@ -14,10 +14,18 @@ from pathlib import Path
 
 from pipeline import storage
 from pipeline.convert import plan_store
-from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
+from pipeline.convert.manifest import (
+    INDEX_FILE,
+    assemble_split,
+    build_index,
+    manifest_path,
+    quarantine_path,
+    read_notes,
+)
 from pipeline.convert.plan import ShardPlan, plan_split
 from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
+from pipeline.convert.readers.pairing import split_spec
 from pipeline.convert.shard import (
     PARTS_DIR,
     ShardOptions,
@@ -28,6 +36,7 @@ from pipeline.convert.shard import (
 )
 from pipeline.convert.unknowns import UnknownValue, tally
 from pipeline.errors import BadInput
+from pipeline.names import path_name
 from pipeline.safe_write import remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -63,7 +72,7 @@ def _fixed_part(root: Path, spec: str) -> Path:
 
 def split_present(tax: DatasetTaxonomy, root: Path, split: str) -> bool:
     """Whether the split's images are there at all (a release often ships only some splits)."""
-    return split in tax.splits and _fixed_part(root, tax.splits[split].images).exists()
+    return split in tax.splits and _fixed_part(root, split_spec(tax, split).images).exists()
 
 
 def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
@@ -73,7 +82,7 @@ def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
         raise ConvertError(f"{tax.name}: dataset root {root} does not exist or is not a folder")
     if split not in tax.splits:
         raise ConvertError(f"{tax.name}: no split {split!r} in the taxonomy (it lists: {', '.join(tax.splits)})")
-    spec = tax.splits[split]
+    spec = split_spec(tax, split)  # its name and paths checked to stay under --out and --root
     for what, entry in (("images", spec.images), ("annotations", spec.annotations)):
         if entry is None:
             continue
@@ -174,7 +183,7 @@ def convert_split(
     if storage.is_remote(out_dir) and not storage.bucket_exists(out_dir):
         raise ConvertError(f"{out_dir}: no such bucket, or these credentials cannot see it (AWS_* variables, ~/.aws)")
     out_dir = out_dir if storage.is_remote(out_dir) else Path(out_dir).resolve()
-    out_ds = storage.join(out_dir, tax.name)
+    out_ds = storage.join(out_dir, path_name(tax.name, "dataset name"))
     # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
     # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
     store = plan_folder(out_ds, split)
@@ -210,6 +219,6 @@ def convert_split(
         written=written,
         quarantined=quarantined,
         seconds=time.perf_counter() - start,
-        notes=plans.notes,
+        notes={**plans.notes, **read_notes(out_ds, plans)},  # counted while planning, then while reading
         unknown=unknown,
     )

@@ -19,6 +19,7 @@ from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
 from pipeline.convert.tario import DeterministicTarWriter
 from pipeline.errors import SsiwError
+from pipeline.names import path_name
 from pipeline.safe_write import publish, temp_path, write_bytes_atomic
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -82,7 +83,7 @@ def convert_shard(
     tax: DatasetTaxonomy, reader: Reader, plan: ShardPlan, out_dir: storage.Location, options: ShardOptions
 ) -> dict:
     """Read, encode and write one shard; returns a short summary (the part itself is written too)."""
-    out_ds = storage.join(out_dir, tax.name)
+    out_ds = storage.join(out_dir, path_name(tax.name, "dataset name"))
     storage.makedirs(out_ds)
     final = tar_path(out_ds, plan.name)
     shard_name = storage.name(final)
@@ -95,6 +96,7 @@ def convert_shard(
         embed = box_embedder(options.box_embeddings)
     rows: list[dict] = []
     quarantine: list[dict] = []
+    notes: dict[str, int] = {}  # what reading changed, by reason (readers' Sample.notes), summed
     writer: DeterministicTarWriter | None = None
     item = None
     try:
@@ -114,6 +116,8 @@ def convert_shard(
                 writer = DeterministicTarWriter(tmp)
             for name, data in encoded.members:
                 writer.add(name, data)
+            for reason, count in sample.notes.items():
+                notes[reason] = notes.get(reason, 0) + count
             rows.append({**encoded.row, "shard": shard_name})
         if writer is not None:
             writer.close()
@@ -136,6 +140,7 @@ def convert_shard(
         "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,
+        "notes": notes,
     }
     write_bytes_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
     return {"shard": shard_name, "items": plan.count, "written": len(rows), "quarantined": len(quarantine)}

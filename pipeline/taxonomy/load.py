@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from pipeline.errors import BadInput, UnknownName
+from pipeline.names import name_problem, relative_problem
 from pipeline.taxonomy.formats import FORMAT_INFO as FORMATS
 from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
 from pipeline.taxonomy.yaml_io import read_yaml
@@ -147,6 +148,63 @@ def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
     for name, count in Counter(tax.class_names).items():
         if count > 1:
             problems.append(Problem(path, "classes", f"class name {name!r} appears {count} times"))
+    return problems + check_path_names(path, tax) + check_raw_id_types(path, tax)
+
+
+# format_options that name a file relative to the dataset root.
+PATH_OPTIONS = ("scene_list", "map_from_ade")
+
+
+def check_path_names(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
+    """Names that become paths stay where they belong (pipeline/names.py): a split name is one file
+    name component under --out; a split's images/annotations/index and a path option stay under --root."""
+    problems = []
+    for split, spec in tax.splits.items():
+        problem = name_problem(split)
+        if problem:
+            problems.append(Problem(path, f"splits.{split}", f"split name {problem}"))
+        for what in ("images", "annotations", "index"):
+            value = getattr(spec, what)
+            problem = relative_problem(value) if value is not None else None
+            if problem:
+                problems.append(Problem(path, f"splits.{split}.{what}", problem))
+    for option in PATH_OPTIONS:
+        value = tax.format_options.get(option)
+        problem = relative_problem(str(value)) if value is not None else None
+        if problem:
+            problems.append(Problem(path, f"format_options.{option}", problem))
+    return problems
+
+
+# The one format whose raw ids are text (OpenImages MIDs such as "/m/04yx4"); every other reader
+# reads integers (pixel values, category ids).
+TEXT_RAW_ID_FORMATS = frozenset({"openimages_v6"})
+
+
+def check_raw_id_types(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
+    """Raw ids the format can hold: integers (a class's id also not negative: no pixel value or
+    category id is) or, for a text-id format, strings. Anything else never matches, or breaks the
+    label table in the middle of a convert."""
+    text = tax.format in TEXT_RAW_ID_FORMATS
+    want = "a string (a MID)" if text else "an integer"
+
+    def wrong(raw: object) -> bool:
+        return not isinstance(raw, str) if text else not isinstance(raw, int) or isinstance(raw, bool)
+
+    problems = []
+    for n, raw in enumerate(tax.ignore_values):
+        if wrong(raw):
+            problems.append(Problem(path, f"ignore_values[{n}]", f"{raw!r} is not {want}, the {tax.format!r} "
+                                                                f"reader's raw values"))
+    for index, entry in enumerate(tax.classes):
+        where = f"classes[{index}] {entry.name!r}"
+        for raw in entry.all_raw_ids:
+            if wrong(raw):
+                problems.append(Problem(path, where, f"raw id {raw!r} is not {want}, the {tax.format!r} "
+                                                     f"reader's raw values"))
+            elif not text and raw < 0:
+                problems.append(Problem(path, where, f"raw id {raw} is negative: no pixel value or "
+                                                     f"category id is"))
     return problems
 
 

@@ -19,10 +19,18 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
-from pipeline.convert.readers.common import check_size, load_image, make_sample, map_raw, open_label
+from pipeline.convert.readers.common import (
+    check_size,
+    load_image,
+    make_sample,
+    map_raw,
+    open_index,
+    open_label,
+)
 from pipeline.convert.readers.dense import read_index_png
 from pipeline.convert.readers.pairing import pair_split
 from pipeline.errors import BadInput
+from pipeline.names import relative_path
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 FULL_ID_COUNT = (255 // 10 + 1) * 256  # every value (R // 10) * 256 + G can take
@@ -39,7 +47,8 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     root = Path(root)
     items = pair_split(tax, root, split)
     if _variant(tax) == "full":
-        table = str(root / str(tax.format_options.get("map_from_ade", "mapFromADE.txt")))
+        option = str(tax.format_options.get("map_from_ade", "mapFromADE.txt"))
+        table = str(root / relative_path(option, f"{tax.name}: format_options.map_from_ade"))
         items = [replace(i, extra={**i.extra, "map_from_ade": table}) for i in items]
     return iter(items)
 
@@ -49,7 +58,8 @@ def load_map_from_ade(path: str) -> np.ndarray:
     """uint8 table: full-ADE class id -> challenge id, 0 where unmapped."""
     table = np.zeros(FULL_ID_COUNT, dtype=np.uint8)
     try:
-        lines = Path(path).read_text().splitlines()
+        with open_index(path) as f:
+            lines = f.read().decode().splitlines()
     except FileNotFoundError:
         raise BadSample(path, "missing file (mapFromADE table)") from None
     for number, line in enumerate(lines, 1):

@@ -66,6 +66,8 @@ class Sample:
     # writer then uses these instead of counting the label again.
     label_counts: np.ndarray | None = None
     pseudo_label: Any = None  # a shard_format.PseudoLabelSource when a model made the label
+    # What reading changed, by reason (boxes clipped or dropped, ...): summed into the convert summary.
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 class Reader(Protocol):

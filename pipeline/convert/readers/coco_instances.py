@@ -49,9 +49,9 @@ def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     image = load_image(item.image)
     width, height = image.width, image.height
     if tax.supervision.value == "box":
-        return make_sample(
-            item, image, None, boxes=boxes_for(tax, item, width, height)
-        )
+        notes: dict[str, int] = {}
+        boxes = boxes_for(tax, item, width, height, notes)
+        return make_sample(item, image, None, boxes=boxes, notes=notes)
 
     masks = instance_masks(tax, item, width, height, "image")
     return make_sample(item, image, paint(masks, height, width, tax.ignore_index, tax.label_dtype))

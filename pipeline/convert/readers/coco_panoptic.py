@@ -15,8 +15,16 @@ from PIL import Image
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.cocojson import image_item, load_index, split_paths, unique_sorted
-from pipeline.convert.readers.common import check_size, class_of, load_image, make_sample, open_label
+from pipeline.convert.readers.common import (
+    check_size,
+    class_of,
+    load_image,
+    make_sample,
+    open_label,
+    sanitize_key,
+)
 from pipeline.errors import BadInput
+from pipeline.names import inside, relative_problem
 from pipeline.taxonomy.lut import gather, lookup, regroup_counts, value_counts
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
@@ -31,7 +39,8 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
     for n, ann in enumerate(annotations):
         if not isinstance(ann, dict) or not isinstance(ann.get("file_name"), str):
             raise BadSample(index, f"malformed JSON: annotations[{n}] has no 'file_name'")
-        png = png_dir / ann["file_name"]
+        what = f"annotations[{n}] ({ann['file_name']})"
+        png = inside(png_dir, ann["file_name"])
         extra: dict = {}
         error = None
         image_entry = images.get(ann.get("image_id"))
@@ -39,22 +48,52 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
         try:
             extra["segments"] = [(int(s["id"]), s["category_id"]) for s in segments]
         except (TypeError, KeyError, ValueError):
-            error = f"annotations[{n}] ({ann['file_name']}): malformed segments_info"
+            error = f"{what}: malformed segments_info"
+        if isinstance(image_entry, list):  # one id, several images: which one the PNG labels is unknown
+            error = _shared_id(ann.get("image_id"), image_entry)
+            image_entry = image_entry[0]
         if image_entry is None:
-            error = f"annotations[{n}] ({ann['file_name']}): image_id {ann.get('image_id')!r} not in 'images'"
+            error = f"{what}: image_id {ann.get('image_id')!r} not in 'images'"
             image = images_dir / (Path(ann["file_name"]).stem + ".jpg")
         else:
-            image = images_dir / image_entry["file_name"]
+            image = inside(images_dir, image_entry["file_name"])
+            if image is None:
+                error = f"{what}: its image's file_name {relative_problem(image_entry['file_name'])}: not read"
+                image = images_dir / sanitize_key(Path(image_entry["file_name"]).stem or "bad-file-name")
+        if png is None:
+            error = f"{what}: file_name {relative_problem(ann['file_name'])}: not read"
+            png = png_dir / sanitize_key(Path(ann["file_name"]).stem or "bad-file-name")
         items.append(image_item(image.name, image, root, index, extra, error, annotation=png))
     # An image the index lists with no annotation entry has no label: reported, not dropped.
     annotated = {ann.get("image_id") for ann in annotations if isinstance(ann, dict)}
     for image_id, entry in images.items():
+        if isinstance(entry, list):  # an id listed twice: its later entries are quarantined here
+            items += [_entry_item(e, images_dir, root, index, _shared_id(image_id, entry))
+                      for e in (entry[1:] if image_id in annotated else entry)]
+            continue
         if image_id in annotated:
             continue
-        name = str(entry.get("file_name", image_id)) if isinstance(entry, dict) else str(image_id)
+        name = str(entry.get("file_name", image_id))
         missing = f"missing label file: image id {image_id!r} ({name}) has no entry in 'annotations'"
-        items.append(image_item(name, images_dir / name, root, index, {}, missing))
+        items.append(_entry_item(entry, images_dir, root, index, missing))
     return iter(unique_sorted(items, f"{tax.name}/{split}"))
+
+
+def _shared_id(image_id: object, entries: list[dict]) -> str:
+    names = ", ".join(repr(e["file_name"]) for e in entries)
+    return (f"image id {image_id!r} is listed {len(entries)} times in 'images' ({names}): which image its "
+            f"annotation labels is ambiguous, so none is converted")
+
+
+def _entry_item(entry: dict, images_dir: Path, root: Path, index: Path, error: str) -> WorkItem:
+    """An item for an 'images' entry that read() reports as `error`; a file_name that would leave the
+    images folder is never used as a path."""
+    name = entry["file_name"]
+    image = inside(images_dir, name)
+    if image is None:
+        error = f"{error}; file_name {relative_problem(name)}"
+        image = images_dir / sanitize_key(Path(name).stem or "bad-file-name")
+    return image_item(image.name, image, root, index, {}, error)
 
 
 ID_BITS = 24  # a segment id is R + 256*G + 256^2*B

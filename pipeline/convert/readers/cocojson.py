@@ -10,16 +10,26 @@ from typing import Any
 
 from pipeline.convert.readers import jsonindex
 from pipeline.convert.readers.base import BadSample, WorkItem
-from pipeline.convert.readers.common import class_of, relative, sanitize_key
+from pipeline.convert.readers.common import (
+    ambiguity,
+    ambiguous_key,
+    class_of,
+    open_index,
+    quarantine_shared_keys,
+    relative,
+    sanitize_key,
+    shared_key_groups,
+)
 from pipeline.convert.readers.pairing import split_spec
-from pipeline.convert.readers.plan_columns import ItemColumns
+from pipeline.convert.readers.plan_columns import ItemColumns, relative_to
 from pipeline.errors import BadInput
+from pipeline.names import inside, relative_problem
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 
 def load_json(path: Path) -> Any:
     try:
-        with open(path, "rb") as f:
+        with open_index(path) as f:
             return json.load(f)
     except FileNotFoundError:
         raise BadSample(path, "missing file") from None
@@ -39,7 +49,8 @@ def split_paths(tax: DatasetTaxonomy, root: Path, split: str) -> tuple[Path, Pat
 
 
 def load_index(index: Path) -> tuple[dict, dict[Any, dict], list]:
-    """The JSON, its images by id, and its annotation list; a wrong top-level shape is malformed."""
+    """The JSON, its images by id, and its annotation list; a wrong top-level shape is malformed.
+    An id listed twice maps to a list of its entries (the caller quarantines them)."""
     data = load_json(index)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise BadSample(index, "malformed JSON: expected an object with an 'images' list")
@@ -50,6 +61,10 @@ def load_index(index: Path) -> tuple[dict, dict[Any, dict], list]:
     for n, im in enumerate(data["images"]):
         if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
             raise BadSample(index, f"malformed JSON: images[{n}] lacks 'id' or 'file_name'")
+        if im["id"] in images:
+            listed = images[im["id"]]
+            images[im["id"]] = [*listed, im] if isinstance(listed, list) else [listed, im]
+            continue
         images[im["id"]] = im
     return data, images, annotations
 
@@ -78,12 +93,9 @@ def image_item(
 
 
 def unique_sorted(items: list[WorkItem], where: str) -> list[WorkItem]:
-    seen: dict[str, WorkItem] = {}
-    for item in items:
-        if item.key in seen:
-            raise BadInput(f"{where}: key {item.key!r} from both {seen[item.key].image} and {item.image}")
-        seen[item.key] = item
-    return [seen[k] for k in sorted(seen)]
+    """The items by key; entries that make one key (two with one file_name) are quarantined, naming
+    each other, and the rest convert."""
+    return quarantine_shared_keys(items)
 
 
 IMAGE_FIELDS = frozenset(("id", "file_name", "width", "height"))
@@ -91,6 +103,12 @@ CROWD_NOTE = "crowd or ignore boxes (kept out of boxes)"
 DEGENERATE_NOTE = "boxes of zero or negative size (dropped)"
 EMPTY_NOTE = "images without annotations (not converted)"
 ORPHAN_NOTE = "annotations naming an image id not in 'images' (quarantined)"
+NO_IMAGE_NOTE = "annotations without an image id (quarantined)"
+# Counted as each image is read (the file's real size is known only then), summed over the split.
+OUTSIDE_NOTE = "boxes wholly outside the image (dropped)"
+CLIPPED_NOTE = "boxes partly outside the image (clipped to it)"
+IGNORED_CLASS_NOTE = "boxes of an ignored class (dropped)"
+SCALED_NOTE = "images whose file is the index's size uniformly resized (boxes scaled to the file)"
 
 
 def check_categories(tax: DatasetTaxonomy, index: Path, listed: dict[Any, str]) -> None:
@@ -120,10 +138,11 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
     """One item per annotated image of a COCO instances-style index, read as a stream into columns.
 
     Per box: [x, y, w, h] (float64, exact), category id (int32) and a crowd flag (iscrowd or ignore)
-    as slices of three arrays. Duplicate image ids, annotations of unlisted images and bad entries
-    become planned errors (quarantine, naming the id); crowd boxes, boxes of zero or negative size
-    and images without annotations are counted in `notes`. With `masks`, each item also gets its
-    (segmentation, category) pairs and the listed width/height (dense COCO instances)."""
+    as slices of three arrays, and the listed width/height. Duplicate image ids, entries sharing a
+    file_name, a file_name that leaves the images folder, entries without a usable id, annotations of
+    unlisted images or without an image id become planned errors (quarantine, naming the entry); crowd
+    boxes, boxes of zero or negative size and images without annotations are counted in `notes`. With
+    `masks`, each item also gets its (segmentation, category) pairs (dense COCO instances)."""
     from array import array
 
     import numpy as np
@@ -136,17 +155,21 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
     first_at: dict[Any, int] = {}
     keys: list[str] = []
     images: list[str] = []
-    sizes: list[tuple] = []
+    widths: list = []  # as listed, per image (two flat lists: 1.7M tuples would cost 100 MB more)
+    heights: list = []
     errors: dict[int, str] = {}
     folder = str(images_dir)
     for n, im in enumerate(jsonindex.list_fields(index, "images", IMAGE_FIELDS)):
-        if im is None or type(im.get("id")) not in (int, str) or not isinstance(im.get("file_name"), str):
-            raise BadSample(index, f"malformed JSON: images[{n}] lacks 'id' or 'file_name'")
         row = len(keys)
-        keys.append(sanitize_key(Path(im["file_name"]).stem))
-        images.append(f"{folder}/{im['file_name']}")
-        if masks:
-            sizes.append((im.get("width"), im.get("height")))
+        key, image, problem = image_entry(n, im, folder)
+        keys.append(key)
+        images.append(image)
+        widths.append(im.get("width") if problem is None else None)
+        heights.append(im.get("height") if problem is None else None)
+        if problem is not None:  # that entry alone is quarantined (with its boxes); the split goes on
+            errors[row] = problem
+            if im is None or type(im.get("id")) not in (int, str):
+                continue
         image_id = im["id"]
         if image_id in id_row:
             first = id_row[image_id]
@@ -157,6 +180,7 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
         id_row[image_id], first_at[image_id] = row, n
     if not keys:
         raise BadSample(index, "malformed JSON: no entries in an 'images' list")
+    _quarantine_shared_keys(keys, images, errors, folder)
 
     rows, cats, crowd = array("q"), array("i"), array("B")
     boxes = array("d")
@@ -171,9 +195,11 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
     def what(n: int, ann: dict) -> str:
         return f"annotations[{n}] (id {ann.get('id')!r})"
 
+    no_image: list[int] = []  # annotations without an image id: quarantined together, not a stop
     for n, ann in enumerate(jsonindex.stream(index, "annotations.item")):
         if type(ann) is not dict or "image_id" not in ann:
-            raise BadSample(index, f"malformed JSON: annotations[{n}] has no 'image_id'")
+            no_image.append(n)
+            continue
         row = lookup(ann["image_id"])
         if row is None:
             orphans[ann["image_id"]] = orphans.get(ann["image_id"], 0) + 1
@@ -240,26 +266,66 @@ def plan_columns(tax: DatasetTaxonomy, root: Path, split: str, masks: bool = Fal
         unknown={pos: unknown[i] for pos, i in enumerate(keep) if i in unknown},
         notes=notes,
     )
+    # The listed size: dense data checks it against the file; box data scales or quarantines on it.
+    columns.fields["width"] = [widths[i] for i in keep]
+    columns.fields["height"] = [heights[i] for i in keep]
     if masks:
-        columns.fields["width"] = [sizes[i][0] for i in keep]
-        columns.fields["height"] = [sizes[i][1] for i in keep]
         columns.fields["masks"] = [
             [(segmentations[j], int(arrays["categories"][0][k]))
              for k, j in zip(range(starts[i], starts[i] + counts[i]), order[starts[i]: starts[i] + counts[i]])]
             for i in keep
         ]
     for image_id, count in sorted(orphans.items(), key=lambda kv: str(kv[0])):
-        columns.keys.append(sanitize_key(f"missing-image-{image_id}"))
-        columns.images.append(f"{folder}/{image_id}")
-        columns.errors[len(columns.keys) - 1] = (
-            f"{count} annotation(s) name image id {image_id!r} that is not in 'images'")
-        for name, (values, s, c) in columns.arrays.items():
-            columns.arrays[name] = (values, np.append(s, 0), np.append(c, 0))
-        for name in columns.fields:
-            columns.fields[name].append(None)
+        _append_error_row(columns, f"missing-image-{image_id}", f"{folder}/{image_id}",
+                          f"{count} annotation(s) name image id {image_id!r} that is not in 'images'")
     if orphans:
         notes[ORPHAN_NOTE] = sum(orphans.values())
+    if no_image:
+        shown = ", ".join(f"annotations[{n}]" for n in no_image[:5]) + (", ..." if len(no_image) > 5 else "")
+        _append_error_row(columns, "annotations-without-image-id", f"{folder}/annotations-without-image-id",
+                          f"{len(no_image)} annotation(s) have no 'image_id' (or are not objects): {shown}")
+        notes[NO_IMAGE_NOTE] = len(no_image)
     return columns
+
+
+def _append_error_row(columns: ItemColumns, key: str, image: str, error: str) -> None:
+    """One more item, with no boxes, that read() reports as `error` (an index problem of no image)."""
+    import numpy as np
+
+    columns.keys.append(sanitize_key(key))
+    columns.images.append(image)
+    columns.errors[len(columns.keys) - 1] = error
+    for name, (values, s, c) in columns.arrays.items():
+        columns.arrays[name] = (values, np.append(s, 0), np.append(c, 0))
+    for name in columns.fields:
+        columns.fields[name].append(None)
+
+
+def image_entry(n: int, im: dict | None, folder: str) -> tuple[str, str, str | None]:
+    """(key, image path, problem or None) of images[n]. A bad entry (no usable id or file_name, or a
+    file_name that leaves the images folder) gets a key and a path that name it, and its problem."""
+    if im is None or not isinstance(im.get("file_name"), str) or not Path(im["file_name"]).stem:
+        return f"bad-image-entry-{n}", f"{folder}/images[{n}]", f"images[{n}] lacks a usable 'file_name'"
+    file_name = im["file_name"]
+    key = sanitize_key(Path(file_name).stem)
+    if inside(folder, file_name) is None:
+        problem = relative_problem(file_name)
+        return key, f"{folder}/images[{n}]", f"images[{n}]: file_name {problem}: not read"
+    if type(im.get("id")) not in (int, str):
+        return key, f"{folder}/{file_name}", f"images[{n}] ({file_name}) has id {im.get('id')!r}, not a number or string"
+    return key, f"{folder}/{file_name}", None
+
+
+def _quarantine_shared_keys(keys: list[str], images: list[str], errors: dict[int, str], folder: str) -> None:
+    """Entries whose file names make one key (two entries with one file_name): each quarantined under
+    a key of its own, naming them all, instead of stopping the split."""
+    groups = shared_key_groups(keys)
+    taken = set(keys)
+    for key, rows in groups.items():
+        message = ambiguity(key, [relative_to(images[r], folder) for r in rows])
+        for n, row in enumerate(rows, 1):
+            keys[row] = ambiguous_key(key, n, taken)
+            errors.setdefault(row, message)
 
 
 def clip_box(bbox: Any, width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -277,18 +343,61 @@ def clip_box(bbox: Any, width: int, height: int) -> tuple[int, int, int, int] | 
     return x0, y0, x1, y1
 
 
-def boxes_for(tax: DatasetTaxonomy, item: WorkItem, width: int, height: int) -> list[list[int]]:
-    """[x0, y0, x1, y1, class_index] per kept box of a planned item: crowd boxes, boxes with nothing
-    left inside the image and ignored classes are dropped; an unknown category is a BadSample naming
-    the index file and carrying the unknown id (for the end-of-convert table)."""
+def index_scale(item: WorkItem, width: int, height: int) -> tuple[float, float] | None:
+    """(x, y) factors from the index's image size to the file's, or None when they agree (or the index
+    lists no size). A file that is the listed image uniformly resized (a downscaled mirror) scales
+    the boxes; any other difference (a rotated or another image) is a BadSample: boxes drawn for one
+    size are wrong on another."""
+    listed_w, listed_h = item.extra.get("width"), item.extra.get("height")
+    if not isinstance(listed_w, (int, float)) or not isinstance(listed_h, (int, float)) or listed_w <= 0 \
+            or listed_h <= 0 or (listed_w, listed_h) == (width, height):
+        return None
+    factor = width / listed_w
+    if abs(listed_h * factor - height) > 1:  # not one factor for both axes, to the pixel
+        raise BadSample(item.index or item.image,
+                        f"{item.key}: the image file is {width}x{height} but the index says {listed_w}x{listed_h} "
+                        f"(not a uniform resize): its boxes cannot be placed")
+    return factor, height / listed_h
+
+
+def boxes_for(tax: DatasetTaxonomy, item: WorkItem, width: int, height: int,
+              notes: dict[str, int] | None = None) -> list[list[int]]:
+    """[x0, y0, x1, y1, class_index] per kept box of a planned item, scaled when the file is the listed
+    image resized (index_scale). Crowd boxes (counted at planning), boxes wholly outside the image and
+    boxes of ignored classes are dropped, boxes partly outside are clipped; each is counted in `notes`
+    by its reason. An unknown category is a BadSample naming the index file and carrying the unknown id
+    (for the end-of-convert table)."""
     index = item.index or item.image
+    notes = {} if notes is None else notes
+    scale = index_scale(item, width, height)
+    if scale is not None:
+        notes[SCALED_NOTE] = notes.get(SCALED_NOTE, 0) + 1
     boxes = []
     for bbox, category, crowd in zip(item.extra["boxes"], item.extra["categories"], item.extra["crowd"]):
         target = class_of(tax, int(category), index, f"{item.key}: category id")
         if crowd:
             continue
+        if scale is not None:
+            x, y, w, h = (float(v) for v in bbox)
+            bbox = (x * scale[0], y * scale[1], w * scale[0], h * scale[1])
+        reason = box_fate(bbox, width, height, target == tax.ignore_index)
+        if reason is not None:
+            notes[reason] = notes.get(reason, 0) + 1
         box = clip_box(bbox, width, height)
         if box is None or target == tax.ignore_index:
             continue
         boxes.append([*box, target])
     return boxes
+
+
+def box_fate(bbox, width: int, height: int, ignored: bool) -> str | None:
+    """Why a (non-crowd) box is not kept as it is: dropped for its class, dropped for lying wholly
+    outside the image, clipped for lying partly outside; None when it is kept whole."""
+    if ignored:
+        return IGNORED_CLASS_NOTE
+    x, y, w, h = (float(v) for v in bbox)
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        return OUTSIDE_NOTE
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        return CLIPPED_NOTE
+    return None

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
+from pipeline.convert.readers.image_check import jpeg_problem, png_problem
 from pipeline.shard_format import sanitize_key  # noqa: F401 (the key rule's owner; readers import it from here)
 from pipeline.taxonomy.lut import UnknownRawValues, mapper_for
 from pipeline.taxonomy.schema import DatasetTaxonomy
@@ -31,8 +32,17 @@ def read_bytes(path: str | Path) -> bytes:
         raise BadSample(path, f"cannot read file: {e}") from None
 
 
-# What a complete file ends with: JPEG's end-of-image marker, PNG's IEND chunk (length 0, CRC fixed).
-_END = {"JPEG": b"\xff\xd9", "PNG": b"\x00\x00\x00\x00IEND\xaeB`\x82"}
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def open_index(path: str | Path):
+    """An index file (JSON, CSV, id list) opened for binary reading, past a UTF-8 byte-order mark if it
+    starts with one (Windows editors write it; it is not part of the content). Every index reader opens
+    its file here, so a BOM means the same everywhere. FileNotFoundError as open() raises it."""
+    f = open(path, "rb")  # noqa: SIM115 -- the caller closes it
+    if f.read(len(UTF8_BOM)) != UTF8_BOM:
+        f.seek(0)
+    return f
 
 
 class LoadedImage(NamedTuple):
@@ -45,26 +55,21 @@ class LoadedImage(NamedTuple):
 def load_image(path: str | Path) -> LoadedImage:
     """The image's original bytes, its real extension and size.
 
-    The header gives format and size; a file that ends with its format's end marker is complete, so
-    it is not decoded (a decode costs as much as the rest of the conversion). Anything else (a
-    truncated file, or trailing bytes after the marker) gets the full check: PNG chunks are
-    CRC-checked by verify(), JPEG is decoded at 1/8 scale, which still reads every byte."""
+    The header gives format and size. An end marker does not prove the content intact (a JPEG cut
+    short with FFD9 appended, flipped bytes inside): every PNG gets its chunks CRC-checked and every
+    JPEG a full decode that counts libjpeg's corrupt-data warnings as errors (image_check.py says
+    what each catches)."""
     data = read_bytes(path)
     try:
         im = Image.open(io.BytesIO(data))
         fmt, (width, height) = im.format, im.size
-        if fmt not in _EXT:
-            raise BadSample(path, f"unsupported image format {fmt!r} (need JPEG or PNG)")
-        if not data.endswith(_END[fmt]):
-            if fmt == "PNG":
-                im.verify()
-            else:
-                im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                im.load()
-    except BadSample:
-        raise
     except Exception as e:  # noqa: BLE001 -- PIL raises many types for corrupt data
         raise BadSample(path, f"corrupt or truncated image: {e}") from None
+    if fmt not in _EXT:
+        raise BadSample(path, f"unsupported image format {fmt!r} (need JPEG or PNG)")
+    problem = png_problem(data) if fmt == "PNG" else jpeg_problem(data)
+    if problem:
+        raise BadSample(path, f"corrupt or truncated image: {problem}")
     return LoadedImage(data, _EXT[fmt], width, height)
 
 
@@ -120,6 +125,7 @@ def make_sample(
     label: np.ndarray | None,
     boxes=None,
     label_counts: np.ndarray | None = None,
+    notes: dict[str, int] | None = None,
 ) -> Sample:
     sources = dict(item.sources)
     if not sources:
@@ -138,6 +144,7 @@ def make_sample(
         boxes=boxes,
         sources=sources,
         label_counts=label_counts,
+        notes=dict(notes or {}),
     )
 
 
@@ -158,3 +165,45 @@ def paint(
         mask, target = masks[n]
         label[mask] = target
     return label
+
+
+def shared_key_groups(keys: list[str]) -> dict[str, list[int]]:
+    """Key -> the positions that share it, for keys made more than once (two files that sanitise
+    to one key, two index entries with one file_name)."""
+    positions: dict[str, list[int]] = {}
+    for n, key in enumerate(keys):
+        positions.setdefault(key, []).append(n)
+    return {key: at for key, at in positions.items() if len(at) > 1}
+
+
+def ambiguous_key(key: str, n: int, taken: set[str]) -> str:
+    """A distinct key for the n-th file of a shared key: its quarantine entry needs a key of its own."""
+    candidate = f"{key}-ambiguous{n}"
+    while candidate in taken:
+        candidate += "_"
+    taken.add(candidate)
+    return candidate
+
+
+def ambiguity(key: str, names: list[str]) -> str:
+    return (f"key {key!r} is made by each of {', '.join(repr(n) for n in names)}: which one it names is "
+            f"ambiguous, so none is converted (rename one)")
+
+
+def quarantine_shared_keys(items: list[WorkItem]) -> list[WorkItem]:
+    """Items whose keys are made more than once become planned errors naming every file that makes
+    the key (each under a key of its own); the rest stay as they are. Sorted by key."""
+    from dataclasses import replace
+
+    groups = shared_key_groups([it.key for it in items])
+    if not groups:
+        return sorted(items, key=lambda it: it.key)
+    taken = {it.key for it in items}
+    out = [it for it in items if it.key not in groups]
+    for key, at in groups.items():
+        names = [" + ".join(dict.fromkeys(v for v in items[n].sources.values())) or items[n].image for n in at]
+        message = ambiguity(key, names)
+        for n, pos in enumerate(at, 1):
+            item = items[pos]
+            out.append(replace(item, key=ambiguous_key(key, n, taken), error=item.error or message))
+    return sorted(out, key=lambda it: it.key)

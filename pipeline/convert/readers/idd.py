@@ -12,6 +12,7 @@ a BadSample, never a guess."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -76,7 +77,10 @@ def _points(polygon: object) -> list[tuple[float, float]]:
     for p in polygon:
         if not isinstance(p, (list, tuple)) or len(p) != 2:
             raise ValueError(f"polygon point {p!r} is not [x, y]")
-        points.append((float(p[0]), float(p[1])))
+        x, y = float(p[0]), float(p[1])
+        if not (math.isfinite(x) and math.isfinite(y)):  # NaN would rasterise to a sliver, inf to anything
+            raise ValueError(f"polygon point {p!r} is not finite")
+        points.append((x, y))
     return points
 
 
@@ -98,7 +102,11 @@ def rasterise(path: str, table: dict[str, int]) -> np.ndarray:
                 raise BadSample(
                     path, f"objects[{n}]: polygon label {obj['label']!r} not in polygon_label_to_level3"
                 )
-            draw.polygon(_points(obj["polygon"]), fill=int(table[name]))
+            try:
+                points = _points(obj["polygon"])
+            except ValueError as e:
+                raise BadSample(path, f"objects[{n}] ({obj['label']!r}): {e}") from None
+            draw.polygon(points, fill=int(table[name]))
     except BadSample:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.convert.readers.base import BadSample
+from pipeline.convert.readers.common import open_index
 
 _CHUNK = 1 << 16
 
@@ -81,11 +82,12 @@ def _parsed(path: Path, make) -> Iterator[Any]:
     import ijson
 
     try:
-        f = open(path, "rb")  # noqa: SIM115 -- closed by the `with f` below
+        f = open_index(path)  # past a byte-order mark: closed by the `with f` below
     except FileNotFoundError:
         raise BadSample(path, "missing file") from None
     with f:
         reader = _CountingReader(f)
+        reader.end = f.tell()  # offsets count from the file's start, a BOM included
         try:
             yield from make(reader)
         except ijson.JSONError as e:
@@ -171,7 +173,7 @@ def _tail_categories(path: Path) -> list | None:
     import ijson
 
     try:
-        with open(path, "rb") as f:
+        with open_index(path) as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - (1 << 20)))
             tail = f.read()

@@ -56,4 +56,6 @@ def resolve_image(item: WorkItem) -> Path:
 
 def read(tax: DatasetTaxonomy, item: WorkItem) -> Sample:
     image = load_image(resolve_image(item))
-    return make_sample(item, image, None, boxes=boxes_for(tax, item, image.width, image.height))
+    notes: dict[str, int] = {}
+    boxes = boxes_for(tax, item, image.width, image.height, notes)
+    return make_sample(item, image, None, boxes=boxes, notes=notes)

@@ -25,6 +25,7 @@ from pipeline.convert.readers.common import (
     class_of,
     load_image,
     make_sample,
+    open_index,
     open_label,
     paint,
     sanitize_key,
@@ -74,7 +75,7 @@ def read_rows(index: Path) -> Iterator[tuple[int, dict]]:
     """(line, row) for every row of the segmentation CSV, read completely and exactly: any row that
     does not have the header's fields (an unbalanced quote, a cut row) stops the split, naming it."""
     try:
-        f = open(index, "rb")  # noqa: SIM115 -- closed by the `with f` below
+        f = open_index(index)  # past a byte-order mark; closed by the `with f` below
     except FileNotFoundError:
         raise BadSample(index, "missing file") from None
     with f:

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.convert.readers.base import BadSample, WorkItem
-from pipeline.convert.readers.common import relative, sanitize_key
+from pipeline.convert.readers.common import open_index, quarantine_shared_keys, relative, sanitize_key
 from pipeline.errors import BadInput, UnknownName
+from pipeline.names import path_name, relative_path
 from pipeline.taxonomy.schema import DatasetTaxonomy, SplitSpec
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -53,9 +54,15 @@ MatchKey = tuple[Folders, object]
 
 
 def split_spec(tax: DatasetTaxonomy, split: str) -> SplitSpec:
+    """The split's entry, its name and paths checked to stay under --out and --root (pipeline/names.py)."""
     if split not in tax.splits:
         raise UnknownName(f"{tax.name}: no split {split!r} (known: {', '.join(sorted(tax.splits))})")
-    return tax.splits[split]
+    spec = tax.splits[split]
+    path_name(split, f"{tax.name}: split name")
+    for what in ("images", "annotations", "index"):
+        if getattr(spec, what) is not None:
+            relative_path(getattr(spec, what), f"{tax.name}/{split}: {what}")
+    return spec
 
 
 def is_glob(pattern: str) -> bool:
@@ -172,7 +179,8 @@ class _Layout:
 def _read_lines(path: Path, what: str) -> list[tuple[int, str]]:
     """(line number, text) of each non-blank line of a plain-text list; one token a line."""
     try:
-        text = path.read_text()
+        with open_index(path) as f:
+            text = f.read().decode()
     except FileNotFoundError:
         raise BadSample(path, f"missing file ({what})") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -259,6 +267,7 @@ def pair_split(
     bad_names: list[WorkItem] = []
     unnumbered: list[Path] = []
     images: dict[MatchKey, Path] = {}
+    rivals: dict[MatchKey, list[Path]] = {}  # images that pair with one label file (x.png and x.jpg)
     for path in list_files(root, spec.images, IMAGE_EXTS):
         if not is_utf8_name(path.relative_to(root)):
             bad_names.append(_non_utf8_item(root, path, "image"))
@@ -269,9 +278,8 @@ def pair_split(
             continue
         at = (folder_parts(root, spec.images, path), m)
         if at in images:
-            raise BadInput(
-                f"{tax.name}/{split}: images {images[at]} and {path} pair with the same annotation"
-            )
+            rivals.setdefault(at, [images[at]]).append(path)
+            continue
         images[at] = path
 
     if annotations is None:
@@ -284,6 +292,9 @@ def pair_split(
         m = match_key(ann.stem, lay.ann_suffix, lay.pair_by)
         found.setdefault((folder_parts(root, lay.ann_pattern, ann), m), ann)
 
+    rival_items = [item for at, paths in rivals.items() for item in _rival_items(lay, at, paths, found.pop(at, None))]
+    for at in rivals:
+        del images[at]
     extra_items: list[WorkItem] = []
     in_split = None  # with a scene_list, only images of listed scenes belong to the split
     if opts.get("scene_list"):
@@ -300,16 +311,11 @@ def pair_split(
             if in_split is None or (at[0] and at[0][0] in in_split)
         ]
         items += [_unnumbered_item(lay, img) for img in unnumbered]
-    items += bad_names
+    items += bad_names + rival_items
 
-    by_key: dict[str, WorkItem] = {}
-    for item in items:
-        if item.key in by_key:
-            raise BadInput(
-                f"{tax.name}/{split}: key {item.key!r} from both {by_key[item.key].annotation} and {item.annotation}"
-            )
-        by_key[item.key] = item
-    return [by_key[k] for k in sorted(by_key)]
+    # Two files making one key (`a b.jpg` and `a_b.jpg`, a frame as both .png and .jpg): quarantined,
+    # naming both, while the rest of the split converts.
+    return quarantine_shared_keys(items)
 
 
 def _pair_item(lay: _Layout, images: dict[MatchKey, Path], at: MatchKey, ann: Path) -> WorkItem:
@@ -325,6 +331,21 @@ def _pair_item(lay: _Layout, images: dict[MatchKey, Path], at: MatchKey, ann: Pa
         annotation=str(ann),
         sources={"image": relative(image, lay.root), "annotation": relative(ann, lay.root)},
     )
+
+
+def _rival_items(lay: _Layout, at: MatchKey, paths: list[Path], ann: Path | None) -> list[WorkItem]:
+    """Images that pair with the same label file (IDD's frame as .png and .jpg, SUN's img-000009 and
+    img-0000009 under pair_by number): which one it labels is ambiguous, so each is quarantined."""
+    folders, _ = at
+    names = [relative(p, lay.root) for p in paths]
+    items = []
+    for image in paths:
+        base = strip_suffix(image.stem, lay.img_suffix)
+        label = ann or guess_path(lay.root, lay.ann_pattern, folders, lay.ann_name(base))
+        error = (f"images {', '.join(repr(n) for n in names)} all pair with the label file "
+                 f"{relative(label, lay.root)!r}: which one it labels is ambiguous, so none is converted (rename one)")
+        items.append(_error_item(item_key(folders, base), image, label, lay.root, None, error))
+    return items
 
 
 def _unlabelled_item(lay: _Layout, at: MatchKey, image: Path) -> WorkItem:
@@ -364,7 +385,7 @@ def _keep_scenes(
 ) -> tuple[dict[MatchKey, Path], list[WorkItem], set[str]]:
     """Only annotations under a listed scene; an item reporting each listed scene that has neither
     labels nor images (a scene with images but no labels is reported image by image)."""
-    path = lay.root / option.replace("{split}", split)
+    path = lay.root / relative_path(option.replace("{split}", split), f"{tax.name}: format_options.scene_list")
     scenes = _read_lines(path, "scene_list")
     if any(not folders for folders, _ in found):
         raise BadInput(

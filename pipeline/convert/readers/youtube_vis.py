@@ -24,6 +24,7 @@ from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.readers.coco_instances import instance_masks
 from pipeline.convert.readers.cocojson import load_json, split_paths, unique_sorted
 from pipeline.convert.readers.common import class_of, load_image, make_sample, paint, relative, sanitize_key
+from pipeline.names import inside, relative_problem
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 BACKGROUND = 0  # raw id of pixels no instance covers
@@ -72,7 +73,11 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
                 continue  # no object annotated in this frame
             if frames_mode == "with_classes" and error is None and not any(c in wanted for _, c in masks):
                 continue
-            image = images_dir / name
+            image = inside(images_dir, name) if isinstance(name, str) else None
+            if image is None:  # never read a frame outside the images folder
+                error = f"video {video['id']}: file_names[{f}] {relative_problem(name)}: not read"
+                image = images_dir / f"video-{video['id']}-frame-{f}"
+                name = image.name
             extra = {"height": video.get("height"), "width": video.get("width"), "masks": masks}
             items.append(WorkItem(key=sanitize_key(Path(name).with_suffix("").as_posix().replace("/", "_")),
                                   image=str(image), extra=extra, sources={"image": relative(image, root)},
