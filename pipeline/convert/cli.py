@@ -108,6 +108,8 @@ def convert(
         for what, count in r.notes.items():
             if count:
                 console.print(f"{r.dataset}/{r.split}: {count:,} {what}")
+        for why, count in r.redone.items():  # finished shards converted again, and why
+            console.print(f"{r.dataset}/{r.split}: redid {count} shard(s): {why}", soft_wrap=True, highlight=False)
     unknown = [u for r in results for u in r.unknown]
     if unknown:
         from pipeline.convert.unknowns import render

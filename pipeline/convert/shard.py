@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pipeline import storage
 from pipeline.convert.encode import encode_sample
+from pipeline.convert.fingerprint import convert_inputs
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
 from pipeline.convert.tario import DeterministicTarWriter
@@ -133,6 +134,7 @@ def convert_shard(
     part = {
         "shard": shard_name,
         "fingerprint": plan.fingerprint,
+        "inputs": convert_inputs(tax, reader, options.tag()),  # lets a re-run say why it redoes this shard
         "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,

@@ -25,6 +25,10 @@ class FormatInfo:
     options: frozenset[str] = frozenset()  # the format_options keys the reader reads
     module: str = ""  # pipeline.convert.readers.<module>; defaults to the name
     layout: str = ""  # its layout writer: pipeline.convert.layouts.<module>:<function>
+    # The reader's FORMAT VERSION: part of every shard's fingerprint, so bump it whenever the reader
+    # would write different bytes for the same input (a fixed mapping, a new default): `ssiw convert`
+    # then redoes that format's finished shards instead of keeping them.
+    version: int = 1
 
 
 FORMAT_INFO: dict[str, FormatInfo] = {
