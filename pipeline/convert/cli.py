@@ -8,6 +8,10 @@ import typer
 
 from pipeline.errors import BadInput, NotFound
 
+# A few unreadable files in a release are normal; a tenth of a split quarantined almost always means
+# the YAML is wrong (a missing class or colour, a wrong pattern or suffix), so the job says so.
+DEFAULT_MAX_QUARANTINED = 0.1
+
 
 def _jobs(dataset: str | None, root: Path | None, all_: bool, roots: Path | None) -> list[tuple[str, Path]]:
     """(dataset, root) pairs from the arguments or from roots.yaml (paths relative to that file)."""
@@ -48,6 +52,17 @@ def convert(
     ),
     all_: bool = typer.Option(False, "--all", help="convert every dataset listed in --roots"),
     roots: Path | None = typer.Option(None, "--roots", help="YAML mapping dataset name -> root (with --all)"),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1,
+        help="dry run: pair and read each split's first N samples (by key) and print the pairing, the classes "
+             "found and the raw values the taxonomy lacks; writes nothing, starts no Ray",
+    ),
+    max_quarantined: float = typer.Option(
+        DEFAULT_MAX_QUARANTINED, "--max-quarantined", min=0.0, max=1.0,
+        help="exit 1 when a split quarantines more than this share of its samples (its shards are still "
+             "written): a few broken files are normal, a tenth almost always means a wrong YAML (a missing "
+             "class or colour, a wrong pattern). 1 turns it off; a split that writes nothing always fails",
+    ),
 ) -> None:
     """Convert a dataset into WebDataset shards, with manifests and a quarantine report. Safe to kill and re-run."""
     from rich.console import Console
@@ -83,6 +98,9 @@ def convert(
         splits = {
             tax.name: [split] if split else _present_splits(tax, r, console) for tax, (_, r) in zip(taxes, jobs)
         }
+        if limit is not None:
+            _peek(taxes, jobs, splits, limit, console)
+            return
         if not no_ray:
             started_ray = ensure_ray(ray_address, workers)
         for tax, (_, dataset_root) in zip(taxes, jobs):
@@ -121,6 +139,35 @@ def convert(
         if r.quarantined:  # the real files, one a line, so they can be copied
             console.print(f"  {r.quarantined} quarantined: {quarantine_path(storage.join(out_dir, r.dataset), r.split)}",
                           soft_wrap=True, highlight=False)
+    failed = _failed_splits(results, max_quarantined)
+    if failed:
+        raise BadInput("\n".join(failed))
+
+
+def _failed_splits(results: list, max_quarantined: float) -> list[str]:
+    """The splits that wrote nothing, or quarantined more than the allowed share, one line each."""
+    lines = []
+    for r in results:
+        total = r.written + r.quarantined
+        if r.written == 0:
+            lines.append(f"{r.dataset}/{r.split} wrote nothing: all {total} samples were quarantined")
+        elif r.quarantined / total > max_quarantined:
+            lines.append(f"{r.dataset}/{r.split} quarantined {r.quarantined} of {total} samples "
+                         f"({r.quarantined / total:.0%}), more than --max-quarantined {max_quarantined:g}")
+    if lines:
+        lines.append("(see the quarantine reports above; `ssiw convert ... --limit 20` shows a few samples quickly)")
+    return lines
+
+
+def _peek(taxes, jobs, splits: dict[str, list[str]], limit: int, console) -> None:
+    """--limit: read a few samples of each split and print what a convert would make of them."""
+    from pipeline.convert import peek
+    from pipeline.convert.readers import get_reader
+
+    for tax, (_, dataset_root) in zip(taxes, jobs):
+        for s in splits[tax.name]:
+            for part in peek.render(peek.peek_split(tax, get_reader(tax.format), dataset_root, s, limit), tax):
+                console.print(part, soft_wrap=isinstance(part, str), highlight=False)
 
 
 def _present_splits(tax, root: Path, console) -> list[str]:
