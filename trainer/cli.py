@@ -27,10 +27,17 @@ def train(
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="with --ray: join this cluster (default: $RAY_ADDRESS, else a private Ray on 127.0.0.1)",
     )] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="validate the config without training: fields, dataset names and splits, weights, "
+        "table; lists what is not built yet (shards, table); exits 1 naming the field on a real error",
+    )] = False,
 ) -> None:
     """Train on mixed shards with the paper's three losses (one process, torchrun, or --ray)."""
     from trainer.config import load_config
 
+    if check:
+        _check(config)
+        return
     cfg = load_config(config)
     if resume == "auto":
         from trainer.model.checkpoint import latest_checkpoint
@@ -52,6 +59,20 @@ def train(
         summary = run_training(cfg, resume=resume)
     if summary.get("rank", 0) == 0:
         typer.echo(f"run folder: {summary['run_dir']}  (losses.csv, tb/, checkpoints/)")
+
+
+def _check(config: Path) -> None:
+    """--check: print what was found and what is not built yet; fail on the problems."""
+    from trainer.check import check_config
+
+    report = check_config(config)
+    for line in report.found:
+        typer.echo(f"ok       {line}")
+    for line in report.missing:
+        typer.echo(f"not yet  {line}")
+    if report.problems:
+        raise BadInput(f"{config}: " + "; ".join(report.problems))
+    typer.echo(f"{config}: valid" + (f", {len(report.missing)} input(s) not built yet" if report.missing else ""))
 
 
 def evaluate(

@@ -153,7 +153,8 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     space = build_label_space(cfg, table)
     sources = build_sources(cfg, space)
 
-    net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
+    weights = cfg.backbone_weights  # None: `weights: random` (or a model without a pretrained backbone)
+    net = build_model(cfg.model, int(space.vectors.shape[1]), str(weights) if weights else None, cfg.width)
     if cfg.init and not resume:
         from trainer.model.init_from import load_init
 
