@@ -20,7 +20,7 @@ def setup(tmp_path: Path, monkeypatch):
     """A taxonomy folder with two toy datasets, their roots, and the toy reader for png_folder."""
     tax_dir = tmp_path / "taxonomies"
     tax_dir.mkdir()
-    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"labels": {
+    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"standalone": True, "labels": {
         "thing": {"name": "thing", "wikipedia": "Object", "group": "other", "description": "Something."}}}))
     for name in ("toy-a", "toy-b"):
         (tax_dir / f"{name}.yaml").write_text(yaml.safe_dump({

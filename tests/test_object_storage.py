@@ -126,7 +126,7 @@ def cli_setup(tmp_path: Path, monkeypatch):
     """A taxonomy folder with one toy dataset and the toy reader standing in for png_folder."""
     tax_dir = tmp_path / "taxonomies"
     tax_dir.mkdir()
-    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"labels": {
+    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"standalone": True, "labels": {
         "thing": {"name": "thing", "wikipedia": "Object", "group": "other", "description": "Something solid."}}}))
     (tax_dir / "toy.yaml").write_text(yaml.safe_dump({
         "name": "toy", "version": "1", "homepage": "https://example.org", "format": "png_folder",

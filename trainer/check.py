@@ -31,13 +31,19 @@ def _did_you_mean(name: str, known: list[str]) -> str:
 
 
 def _taxonomies(cfg: TrainConfig, report: CheckReport):
+    """The taxonomy set, and whether it is whole: a `taxonomies:` folder not made yet leaves the
+    dataset names it would define unchecked rather than wrong."""
     from pipeline.taxonomy.load import load_taxonomy_set
 
+    given = [] if cfg.taxonomies is None else [cfg.taxonomies] if isinstance(cfg.taxonomies, Path) else cfg.taxonomies
+    absent = [f for f in given if not Path(f).is_dir()]
+    for folder in absent:
+        report.missing.append(f"taxonomies {folder}: not there yet (a folder of your dataset YAMLs)")
     try:
-        return load_taxonomy_set(cfg.taxonomies)
+        return load_taxonomy_set([f for f in given if f not in absent]), not absent
     except SsiwError as e:
         report.problems.append(f"taxonomies: {e}")
-        return None
+        return None, False
 
 
 def _table(cfg: TrainConfig, report: CheckReport):
@@ -58,12 +64,16 @@ def _table(cfg: TrainConfig, report: CheckReport):
     return table
 
 
-def _datasets(cfg: TrainConfig, taxset, table, report: CheckReport) -> list[int]:
+def _datasets(cfg: TrainConfig, taxset, whole: bool, table, report: CheckReport) -> list[int]:
     """Check each entry's name and split; returns the indices of the entries that are usable."""
     taxonomies = taxset.datasets if taxset is not None else {}
     in_table = set(table.datasets) if table is not None else set()
     usable = []
     for i, d in enumerate(cfg.datasets):
+        if d.name not in taxonomies and d.name not in in_table and not whole:
+            report.missing.append(f"datasets[{i}].name: {d.name!r} unchecked until its taxonomies folder is there")
+            usable.append(i)
+            continue
         if d.name not in taxonomies and d.name not in in_table:
             known = sorted(set(taxonomies) | in_table)
             report.problems.append(f"datasets[{i}].name: no taxonomy named {d.name!r}{_did_you_mean(d.name, known)}")
@@ -149,9 +159,9 @@ def check_config(path: Path) -> CheckReport:
     A field pydantic refuses raises at once (BadInput naming the file and the field)."""
     cfg = load_config(path)
     report = CheckReport(Path(path))
-    taxset = _taxonomies(cfg, report)
+    taxset, whole = _taxonomies(cfg, report)
     table = _table(cfg, report)
-    usable = _datasets(cfg, taxset, table, report)
+    usable = _datasets(cfg, taxset, whole, table, report)
     _held_out(cfg, taxset, table, report)
     _weights(cfg, report)
     _init(cfg, table, report)

@@ -88,7 +88,8 @@ def evaluate(
     flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
-    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    taxonomies: Annotated[list[Path] | None, typer.Option(
+        help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
     from trainer.predict.evaluate import (
@@ -133,7 +134,8 @@ def segment(
     confidence: Annotated[float | None, typer.Option(
         help="pixels whose top probability is not above this become 255 (the SSIW release used 0.5)")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("segment-out"),
-    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    taxonomies: Annotated[list[Path] | None, typer.Option(
+        help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """Write a label PNG and a coloured overlay with a legend for each image."""
     from trainer.predict.evaluate import class_names_for
@@ -221,7 +223,8 @@ def pseudo_label(
     scale: Annotated[int | None, typer.Option(help="short edge (default: the run's; 720 for an imported release)")] = None,
     shard_size: Annotated[str, typer.Option("--shard-size", help="target shard size")] = "1GB",
     ray: Annotated[bool, typer.Option("--ray", help="one Ray task per shard (each loads the network)")] = False,
-    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    taxonomies: Annotated[list[Path] | None, typer.Option(
+        help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """Label a dataset's images with a run and write them as coarse training shards (or label PNGs)."""
     from pipeline.convert.plan import parse_size

@@ -49,7 +49,8 @@ class TrainConfig(_Strict):
         description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
     datasets: list[DatasetEntry] = Field(min_length=1)
     table: Path | None = Field(default=None, description="embedding table parquet (pipeline.embed.table)")
-    taxonomies: Path | None = Field(default=None, description="taxonomy folder (default: the shipped one)")
+    taxonomies: Path | list[Path] | None = Field(
+        default=None, description="taxonomy folder(s) layered over the shipped set, later ones win (pipeline/taxonomy/load.py)")
     held_out_labels: list[str] = Field(
         default_factory=list, description="registry label keys never trained on: their pixels become ignore and "
         "their boxes are dropped in every training dataset, and they leave the softmax (zero-shot tests)")

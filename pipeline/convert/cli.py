@@ -36,7 +36,8 @@ def convert(
     root: Path | None = typer.Option(None, "--root", help="the dataset's root folder, as downloaded"),
     split: str | None = typer.Option(None, "--split", help="one split (default: every split in the YAML)"),
     out: str | None = typer.Option(None, "--out", help="shard folder or s3://bucket/prefix [default: ./shards or $SSIW_SHARDS]"),
-    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="taxonomy folder [default: shipped]"),
+    taxonomies: list[Path] | None = typer.Option(
+        None, "--taxonomies", help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"),
     no_ray: bool = typer.Option(False, "--no-ray", help="run in this process instead of as Ray tasks"),
     ray_address: str | None = typer.Option(
         None, "--ray-address",

@@ -15,7 +15,7 @@ app = typer.Typer(help="List, show and validate dataset taxonomies and the label
 console = Console()
 
 TaxonomyDir = typer.Option(
-    None, "--taxonomies", "-t", help="taxonomy folder (default: the shipped taxonomies/ or $SSIW_TAXONOMIES)"
+    None, "--taxonomies", "-t", help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"
 )
 
 
@@ -24,10 +24,10 @@ def _load(folder: Path | None):
 
 
 @app.command("list")
-def list_datasets(taxonomies: Path | None = TaxonomyDir) -> None:
+def list_datasets(taxonomies: list[Path] | None = TaxonomyDir) -> None:
     """A table of every dataset: format, supervision, role and class count."""
     taxset = _load(taxonomies)
-    table = Table(title=f"taxonomies in {taxset.folder}")
+    table = Table(title="taxonomies in " + ", ".join(map(str, taxset.folders)))
     for col in ("dataset", "format", "supervision", "role"):
         table.add_column(col, no_wrap=True)
     table.add_column("classes", justify="right", no_wrap=True)
@@ -39,7 +39,7 @@ def list_datasets(taxonomies: Path | None = TaxonomyDir) -> None:
 
 
 @app.command("show")
-def show(name: str, taxonomies: Path | None = TaxonomyDir) -> None:
+def show(name: str, taxonomies: list[Path] | None = TaxonomyDir) -> None:
     """Every class of one dataset: index, raw ids, name, registry label and its description."""
     taxset = _load(taxonomies)
     tax = taxset.dataset(name)
@@ -61,11 +61,12 @@ def show(name: str, taxonomies: Path | None = TaxonomyDir) -> None:
 @app.command("validate")
 def validate(
     paths: list[Path] = typer.Argument(None, help="dataset YAML files (default: every file in the folder)"),
-    taxonomies: Path | None = TaxonomyDir,
+    taxonomies: list[Path] | None = TaxonomyDir,
 ) -> None:
     """Check the registry and dataset files; print every problem with its file and place."""
-    folder = taxonomies or (paths[0].parent if paths else default_taxonomy_dir())
-    taxset, problems = validate_folder(folder, only=list(paths) if paths else None)
+    # The files given are checked in the set they belong to: the shipped one with their folder over it.
+    folders = taxonomies or ([paths[0].parent] if paths else [])
+    taxset, problems = validate_folder(folders, only=list(paths) if paths else None)
     if problems:
         for p in problems:
             console.print(f"[red]✗[/red] {p}", highlight=False, soft_wrap=True)
@@ -79,7 +80,7 @@ def validate(
 
 @app.command("labels")
 def labels(
-    taxonomies: Path | None = TaxonomyDir,
+    taxonomies: list[Path] | None = TaxonomyDir,
     unused: bool = typer.Option(False, help="show only labels no dataset uses"),
 ) -> None:
     """The label registry: each label's group, Wikipedia title and how many datasets use it."""
