@@ -66,6 +66,7 @@ def convert(
     ),
 ) -> None:
     """Convert a dataset into WebDataset shards, with manifests and a quarantine report. Safe to kill and re-run."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -115,9 +116,11 @@ def convert(
                 )
     finally:
         stop(started_ray)
-    table = Table(title=f"converted into {out_dir}")
+    # No vertical rules and names folded rather than cut: the table fits 80 columns.
+    table = Table(title=f"converted into {out_dir}", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for col in ("dataset", "split", "shards", "kept", "written", "quarantined", "seconds", "img/s"):
-        table.add_column(col, justify="left" if col in ("dataset", "split") else "right")
+        text = col in ("dataset", "split")
+        table.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
     for r in results:
         rate = r.written / r.seconds if r.seconds else 0.0
         table.add_row(r.dataset, r.split, str(r.shards), str(r.kept), str(r.written), str(r.quarantined),

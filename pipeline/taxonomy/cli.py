@@ -78,6 +78,41 @@ def validate(
     console.print(f"[green]all {len(taxset.files)} file(s) valid[/green], registry has {len(taxset.registry.labels)} labels")
 
 
+@app.command("formats")
+def formats(name: str | None = typer.Argument(None, help="one format (default: every format)")) -> None:
+    """Every annotation format a taxonomy YAML may name: what it reads, its format_options with their
+    defaults, and a minimal example YAML (valid as it is; copy it to start a new dataset)."""
+    import yaml
+    from rich.markup import escape
+
+    from pipeline.errors import UnknownName
+    from pipeline.taxonomy.formats import FORMAT_INFO, OPTION_INFO, example_yaml
+
+    if name is not None and name not in FORMAT_INFO:
+        raise UnknownName(f"no format {name!r}; known: {', '.join(sorted(FORMAT_INFO))}")
+    for info in [FORMAT_INFO[name]] if name else FORMAT_INFO.values():
+        console.print(f"[bold]{info.name}[/bold] (format version {info.version}): {info.about}", highlight=False)
+        console.print(f"supervision: {', '.join(sorted(info.supervision))}", highlight=False)
+        if info.options:
+            table = Table(show_header=True, box=None, pad_edge=False)
+            for col in ("format_options", "default", "meaning"):
+                table.add_column(col, overflow="fold")
+            for key in sorted(info.options):
+                option = OPTION_INFO[key]
+                default = "-" if option.default is None else repr(option.default)
+                choices = f" ({' | '.join(option.choices)})" if option.choices else ""
+                table.add_row(key, default, escape(option.about + choices))
+            console.print(table)
+        examples = {"": example_yaml(info.name)}
+        if info.name == "png_folder":
+            examples = {" (mode index)": examples[""], " (mode color)": example_yaml(info.name, colour=True)}
+        for title, doc in examples.items():
+            console.print(f"minimal example{title}:", highlight=False)
+            console.print(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None).rstrip(), highlight=False,
+                          markup=False)
+        console.print()
+
+
 @app.command("labels")
 def labels(
     taxonomies: list[Path] | None = TaxonomyDir,

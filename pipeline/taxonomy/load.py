@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from pipeline.errors import BadInput, UnknownName
 from pipeline.taxonomy.formats import FORMAT_INFO as FORMATS
+from pipeline.taxonomy.formats import option_problems
 from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
 from pipeline.taxonomy.yaml_io import read_yaml
 
@@ -64,7 +65,13 @@ def _pydantic_problems(path: Path, err: ValidationError, raw: object) -> list[Pr
             where = f"classes[{loc[1]}]" + (f" {name!r}" if name else "") + (f".{rest}" if rest else "")
         if len(loc) >= 2 and loc[0] == "labels":
             where = f"label {loc[1]!r}" + ("." + ".".join(str(p) for p in loc[2:]) if len(loc) > 2 else "")
-        problems.append(Problem(path, where, e["msg"]))
+        message = e["msg"]
+        if "raw_id" in loc and isinstance(e.get("input"), list):  # raw_id: [r, g, b]: a colour in the wrong key
+            where = where.split(".raw_id")[0] + ".raw_id"
+            message = "a list is not a raw id; a class's colour goes in `color: [r, g, b]` (png_folder mode color)"
+        problem = Problem(path, where, message)
+        if problem not in problems:  # one line, not one per member of the int | str union
+            problems.append(problem)
     return problems
 
 
@@ -135,6 +142,12 @@ def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
             kinds = ", ".join(sorted(FORMATS[tax.format].supervision))
             message = f"the {tax.format!r} reader gives only {kinds} supervision"
         problems.append(Problem(path, "supervision", message))
+    problems += [Problem(path, where, message) for where, message in option_problems(tax)]
+    if tax.format != "png_folder":  # png_folder's own check says what its mode needs
+        for index, entry in enumerate(tax.classes):
+            if not entry.all_raw_ids:
+                problems.append(Problem(path, f"classes[{index}] {entry.name!r}",
+                                        f"the {tax.format!r} reader finds a class by its raw id: give raw_id or raw_ids"))
     if tax.declared_classes is not None and tax.declared_classes != tax.num_classes:
         problems.append(
             Problem(
