@@ -54,8 +54,11 @@ def _write_parquet(table, final: storage.Location) -> None:
         pq.write_table(table, tmp)
 
 
-def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan]) -> tuple[int, int]:
-    """Write `<split>.manifest.parquet` and `<split>.quarantine.jsonl`; returns (written, quarantined)."""
+def assemble_split(
+    out_ds: storage.Location, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan], counts: dict | None = None
+) -> tuple[int, int]:
+    """Write `<split>.manifest.parquet` and `<split>.quarantine.jsonl`; returns (written, quarantined).
+    With `counts`, the shards' summed reader counts (Sample.counts) are added to it."""
     import pyarrow as pa
 
     rows: list[dict] = []
@@ -66,6 +69,8 @@ def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, p
             raise RuntimeError(f"{out_ds}: shard part {plan.name} is missing; re-run the conversion")
         rows += part["samples"]
         quarantine += part["quarantine"]
+        for what, count in (part.get("counts") or {}).items() if counts is not None else ():
+            counts[what] = counts.get(what, 0) + count
     common = {"dataset": tax.name, "split": split, "supervision": tax.supervision.value}
     table = pa.Table.from_pylist([{**common, **r} for r in rows], schema=_manifest_schema())
     _write_parquet(table, manifest_path(out_ds, split))

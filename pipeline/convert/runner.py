@@ -213,7 +213,8 @@ def convert_split(
             _run_on_ray(tax, reader, todo, out_dir, options, bar, workers)
         else:
             _run_in_process(tax, reader, todo, out_dir, options, bar)
-    written, quarantined = assemble_split(out_ds, tax, split, plans)
+    counts: dict[str, int] = {}  # what the reader did to written samples (e.g. pixels snapped), for the summary
+    written, quarantined = assemble_split(out_ds, tax, split, plans, counts)
     plan_store.remove(store)
     unknown = tally(quarantine_path(out_ds, split), tax.name, split) if quarantined else []
     if index:
@@ -226,7 +227,7 @@ def convert_split(
         written=written,
         quarantined=quarantined,
         seconds=time.perf_counter() - start,
-        notes=plans.notes,
+        notes={**plans.notes, **counts},
         unknown=unknown,
         redone=redone,
     )

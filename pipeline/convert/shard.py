@@ -96,6 +96,7 @@ def convert_shard(
         embed = box_embedder(options.box_embeddings)
     rows: list[dict] = []
     quarantine: list[dict] = []
+    counts: dict[str, int] = {}  # the readers' per-sample counts (Sample.counts), summed for the summary
     writer: DeterministicTarWriter | None = None
     item = None
     try:
@@ -109,6 +110,8 @@ def convert_shard(
                 entry = {"key": item.key, "file": e.path, "reason": e.reason}
                 if getattr(e, "unknown", None):  # raw values the taxonomy lacks, for the summary table
                     entry["unknown"] = e.unknown
+                    if getattr(e, "unknown_pixels", None) is not None:  # and their pixels, for shares
+                        entry["unknown_pixels"], entry["pixels"] = e.unknown_pixels, e.pixels
                 quarantine.append(entry)
                 continue
             if writer is None:
@@ -116,6 +119,8 @@ def convert_shard(
             for name, data in encoded.members:
                 writer.add(name, data)
             rows.append({**encoded.row, "shard": shard_name})
+            for what, count in sample.counts.items():
+                counts[what] = counts.get(what, 0) + count
         if writer is not None:
             writer.close()
             tar_bytes = tmp.stat().st_size
@@ -138,6 +143,7 @@ def convert_shard(
         "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,
+        "counts": counts,
     }
     write_bytes_atomic(part_path(out_ds, plan.name), json.dumps(part, sort_keys=True).encode())
     return {"shard": shard_name, "items": plan.count, "written": len(rows), "quarantined": len(quarantine)}
