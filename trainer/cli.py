@@ -138,7 +138,7 @@ def segment(
         help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """Write a label PNG and a coloured overlay with a legend for each image."""
-    from trainer.predict.evaluate import class_names_for
+    from trainer.predict.evaluate import class_names_for, run_taxonomies
     from trainer.predict.predictor import Predictor
     from trainer.predict.run_space import own_label_space
     from trainer.predict.segment import segment_images
@@ -146,6 +146,7 @@ def segment(
     if dataset is not None and label:
         raise BadInput("give either --dataset or --label 'name: description', not both")
     predictor = Predictor.from_checkpoint(checkpoint)
+    taxonomies = run_taxonomies(taxonomies, predictor.config)  # else the folders the run trained with
     if not dataset and not label:
         names, vectors = own_label_space(predictor.label_space, taxonomies)
     elif dataset:
@@ -155,7 +156,7 @@ def segment(
 
             tab = load_embedding_table(table)
         vectors = predictor.vectors_for(dataset, tab)
-        names = class_names_for(dataset, len(vectors), taxonomies)
+        names = class_names_for(dataset, len(vectors), taxonomies, predictor.label_space, tab)
     else:
         names, vectors = _encode_for_run(label, encoder or predictor.encoder or "minilm", predictor)
     written = segment_images(predictor, images, vectors, names, out,
