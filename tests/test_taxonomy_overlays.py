@@ -108,3 +108,14 @@ def test_a_standalone_folder_is_a_whole_set(tmp_path: Path):
     (alone / "labels.yaml").write_text(yaml.safe_dump(labels))
     taxset = load_taxonomy_set(alone)
     assert set(taxset.datasets) == {"g"} and set(taxset.registry.labels) == {"greenhouse"}
+
+
+def test_the_list_fits_80_columns_with_names_whole(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    mine = user_folder(tmp_path / "mine", {"deepglobe-landcover": dataset_yaml("deepglobe-landcover")})
+    result = CliRunner().invoke(app, ["taxonomy", "list", "--taxonomies", str(mine)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in result.output
+    assert any("deepglobe-landcover" in line and "png_folder" in line for line in lines)
+    assert any("version" in line and "classes" in line for line in lines)

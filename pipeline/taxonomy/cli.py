@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -27,11 +28,13 @@ def _load(folder: Path | None):
 def list_datasets(taxonomies: list[Path] | None = TaxonomyDir) -> None:
     """A table of every dataset: format, supervision, role and class count."""
     taxset = _load(taxonomies)
-    table = Table(title="taxonomies in " + ", ".join(map(str, taxset.folders)))
+    # No vertical rules: the table fits 80 columns with every name whole.
+    table = Table(title="taxonomies in " + ", ".join(map(str, taxset.folders)), box=box.SIMPLE_HEAD,
+                  padding=(0, 1), collapse_padding=True, pad_edge=False)
     for col in ("dataset", "format", "supervision", "role"):
         table.add_column(col, no_wrap=True)
     table.add_column("classes", justify="right", no_wrap=True)
-    table.add_column("version", overflow="fold")
+    table.add_column("version", overflow="fold", min_width=7)
     for name, tax in sorted(taxset.datasets.items(), key=lambda kv: (kv[1].role.value != "train", kv[0])):
         table.add_row(name, tax.format, tax.supervision.value, tax.role.value, str(tax.num_classes), tax.version)
     console.print(table)
