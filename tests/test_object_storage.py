@@ -150,7 +150,7 @@ def test_cli_convert_stats_and_preview_on_s3(cli_setup, tmp_path, s3_bucket):
         return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     result = invoke("convert", "toy", "--root", root, "--out", out, "--taxonomies", tax_dir, "--no-ray",
-                    "--shard-size", "13kB")
+                    "--shard-size", "13kB", "--max-quarantined", "0.5")  # 1 of 6 broken on purpose
     assert result.exit_code == 0, result.output
     assert "written 5 samples, quarantined 1" in result.output
     stored = objects(out)

@@ -69,11 +69,15 @@ def totals(rows: list[UnknownValue]) -> list[str]:
 def render(rows: list[UnknownValue], limit: int = 50):
     """A rich Table: dataset/split, value, samples affected, its share of their pixels, one example
     file; the caption gives the totals per split."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="raw values not in the taxonomy (each quarantined the samples that have it)")
+    # No vertical rules, so a value (a MID, a colour) stays whole at 80 columns; the file name folds.
+    table = Table(title="raw values not in the taxonomy (each quarantined the samples that have it)",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
     for col in ("dataset/split", "value", "samples", "pixels", "example file"):
-        table.add_column(col, justify="right" if col in ("samples", "pixels") else "left", overflow="fold")
+        table.add_column(col, justify="right" if col in ("samples", "pixels") else "left", overflow="fold",
+                         ratio=3 if col == "example file" else None)
     for r in rows[:limit]:
         share = "-" if r.share is None else f"{100 * r.share:.1f}%"
         table.add_row(f"{r.dataset}/{r.split}", str(r.value), f"{r.samples:,}", share, r.example)
