@@ -103,3 +103,21 @@ def test_a_built_run_checks_clean_and_table_gaps_are_named(tmp_path: Path):
     result = check(config)
     assert result.exit_code == 0, result.output
     assert "ok       shards a/train: 2 tar(s)" in result.output and "not yet" not in result.output
+
+
+def test_an_init_run_whose_embeddings_differ_from_the_table_fails_naming_init(tmp_path: Path):
+    from trainer.config import TrainConfig
+    from trainer.train import run_training
+
+    shards = tmp_path / "shards"
+    write_synthetic_dataset(shards, SyntheticSpec("a", samples=4, split="train", size=(40, 40)))
+    first = TrainConfig(out_dir=tmp_path / "runs", name="r", shards=shards, datasets=[{"name": "a", "split": "train"}],
+                        model="tiny", short_edge=40, crop=(32, 32), batch_size=2, steps=1, epoch_samples=2, workers=0,
+                        checkpoint_every=1, shuffle_buffer=2)
+    run_training(first, table=tiny_table({"a": 4}, dim=16), progress=False)
+    table = write_tiny_table(tmp_path / "t8.parquet", tiny_table({"a": 4}, dim=8))
+    config = write(tmp_path, shards=str(shards), table=str(table), model="tiny", init=str(first.run_dir),
+                   datasets=[{"name": "a", "split": "train"}])
+    result = check(config)
+    assert result.exit_code == 1
+    assert f"init: {first.run_dir} outputs 16-d embeddings but the table's are 8-d" in result.output.replace("\n", "")
