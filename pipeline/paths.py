@@ -16,12 +16,16 @@ PACKAGED_TAXONOMIES = Path(__file__).resolve().parent / "shipped_taxonomies"
 
 
 def default_taxonomy_dir() -> Path:
-    """$SSIW_TAXONOMIES when set, else the shipped taxonomy folder (package data, or the repository's)."""
-    if "SSIW_TAXONOMIES" in os.environ:
-        return Path(os.environ["SSIW_TAXONOMIES"])
+    """The shipped taxonomy folder (package data, or the repository's): the base every taxonomy set is
+    read on top of ($SSIW_TAXONOMIES and --taxonomies folders layer over it; pipeline/taxonomy/load.py)."""
     if PACKAGED_TAXONOMIES.is_dir():
         return PACKAGED_TAXONOMIES
     return REPO_ROOT / "taxonomies"
+
+
+def env_taxonomy_dirs() -> list[Path]:
+    """$SSIW_TAXONOMIES as a path list (':'-separated, like $PATH), in order."""
+    return [Path(p) for p in os.environ.get("SSIW_TAXONOMIES", "").split(os.pathsep) if p]
 
 
 def default_cache_dir() -> Path:

@@ -20,7 +20,7 @@ def setup(tmp_path: Path, monkeypatch):
     """A taxonomy folder with two toy datasets, their roots, and the toy reader for png_folder."""
     tax_dir = tmp_path / "taxonomies"
     tax_dir.mkdir()
-    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"labels": {
+    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"standalone": True, "labels": {
         "thing": {"name": "thing", "wikipedia": "Object", "group": "other", "description": "Something."}}}))
     for name in ("toy-a", "toy-b"):
         (tax_dir / f"{name}.yaml").write_text(yaml.safe_dump({
@@ -95,7 +95,49 @@ def test_strict_names_file_and_reason(setup):
     result = invoke("convert", *common, "--strict")
     assert result.exit_code == 1
     assert "--strict: bad sample" in result.output and "img_0002.png: cannot decode annotation" in result.output
+    # 1 of 5 is above the default --max-quarantined: the shards are written, and the job fails saying so.
     result = invoke("convert", *common)
+    assert result.exit_code == 1 and "written 4 samples, quarantined 1" in result.output
+    assert "toy-a/train quarantined 1 of 5 samples (20%), more than --max-quarantined 0.1" in result.output
+    result = invoke("convert", *common, "--max-quarantined", "0.25")
     assert result.exit_code == 0 and "written 4 samples, quarantined 1" in result.output
     entry = json.loads((tmp / "shards" / "toy-a" / "train.quarantine.jsonl").read_text())
     assert entry["key"] == "img_0002"
+
+
+def test_a_split_that_writes_nothing_fails(setup):
+    tmp, tax_dir = setup
+    make_toy_dataset(tmp / "data" / "toy-b", 3, seed=1, max_raw=9)  # raw values 4..9: not in the taxonomy
+    result = invoke("convert", "toy-b", "--root", tmp / "data" / "toy-b", "--out", tmp / "shards",
+                    "--taxonomies", tax_dir, "--no-ray", "--max-quarantined", "1")
+    assert result.exit_code == 1
+    assert "toy-b/train wrote nothing: all 3 samples were quarantined" in result.output
+
+
+def test_limit_reads_a_few_samples_and_writes_nothing(setup, monkeypatch):
+    tmp, tax_dir = setup
+    monkeypatch.setenv("COLUMNS", "200")  # paths unfolded, to be found whole
+    (tmp / "data" / "toy-a" / "train" / "labels" / "img_0001.png").write_bytes(b"junk")
+    result = invoke("convert", "toy-a", "--root", tmp / "data" / "toy-a", "--out", tmp / "shards",
+                    "--taxonomies", tax_dir, "--no-ray", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    assert not (tmp / "shards").exists()
+    out = result.output
+    assert "first 2 of 5 planned samples" in out and "img_0000" in out and "img_0002" not in out
+    assert "train/images/img_0000.png" in out and "train/labels/img_0000.png" in out
+    assert "ok, 3 classes" in out and "cannot decode annotation" in out
+    assert all(f"toy-a-c{i}" in out for i in range(3))  # the classes found, by name
+    assert "1 of 2 would convert, 1 would be quarantined" in out
+
+
+def test_an_edited_taxonomy_redoes_the_shards_and_says_why(setup):
+    tmp, tax_dir = setup
+    common = ["toy-a", "--root", tmp / "data" / "toy-a", "--out", tmp / "shards", "--taxonomies", tax_dir, "--no-ray"]
+    assert invoke("convert", *common).exit_code == 0
+    path = tax_dir / "toy-a.yaml"
+    tax = yaml.safe_load(path.read_text())
+    tax["classes"][0]["raw_id"], tax["classes"][1]["raw_id"] = 2, 1
+    path.write_text(yaml.safe_dump(tax))
+    result = invoke("convert", *common)
+    assert result.exit_code == 0, result.output
+    assert "toy-a/train: redid 1 shard(s): taxonomy mapping changed" in result.output

@@ -326,7 +326,7 @@ def _unreachable_taxset(tmp_path):
         f"  l{i}: {{name: thing{i}, wikipedia: Thing{i}, group: other, description: A thing number {i}.}}"
         for i in range(5)
     )
-    (folder / "labels.yaml").write_text("labels:\n" + labels + "\n")
+    (folder / "labels.yaml").write_text("standalone: true\nlabels:\n" + labels + "\n")
     classes = "\n".join(f"  - {{raw_id: {i + 1}, name: thing{i}, label: l{i}}}" for i in range(5))
     (folder / "toy.yaml").write_text(
         "name: toy\nversion: '1'\nhomepage: https://example.org\nformat: png_folder\nsupervision: dense\n"

@@ -88,7 +88,7 @@ def test_every_command_shares_the_handler(tmp_path: Path):
         (["train", str(tmp_path / "absent.yaml")], f"{tmp_path / 'absent.yaml'}: config file not found"),
         (["shards", "stats", "--out", str(tmp_path)], f"no manifests under {tmp_path}"),
         (["eval", str(tmp_path), "--dataset", "a"], "give exactly one of --root or --shards"),
-        (["labels", "audit", "--taxonomies", str(tmp_path)], "labels.yaml"),
+        (["labels", "audit", "--taxonomies", str(tmp_path / "nowhere")], "taxonomy folder not found"),
     ]
     for args, message in cases:
         result = runner.invoke(app, args, catch_exceptions=False)

@@ -126,7 +126,7 @@ def cli_setup(tmp_path: Path, monkeypatch):
     """A taxonomy folder with one toy dataset and the toy reader standing in for png_folder."""
     tax_dir = tmp_path / "taxonomies"
     tax_dir.mkdir()
-    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"labels": {
+    (tax_dir / "labels.yaml").write_text(yaml.safe_dump({"standalone": True, "labels": {
         "thing": {"name": "thing", "wikipedia": "Object", "group": "other", "description": "Something solid."}}}))
     (tax_dir / "toy.yaml").write_text(yaml.safe_dump({
         "name": "toy", "version": "1", "homepage": "https://example.org", "format": "png_folder",
@@ -150,7 +150,7 @@ def test_cli_convert_stats_and_preview_on_s3(cli_setup, tmp_path, s3_bucket):
         return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     result = invoke("convert", "toy", "--root", root, "--out", out, "--taxonomies", tax_dir, "--no-ray",
-                    "--shard-size", "13kB")
+                    "--shard-size", "13kB", "--max-quarantined", "0.5")  # 1 of 6 broken on purpose
     assert result.exit_code == 0, result.output
     assert "written 5 samples, quarantined 1" in result.output
     stored = objects(out)

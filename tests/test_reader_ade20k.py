@@ -122,8 +122,9 @@ def test_label_size_differs_from_image(tmp_path):
 def test_missing_image_file(tmp_path):
     tax, item = ade_root(tmp_path, GOOD_LABEL, None)
     err = bad(tax, item)
-    assert err.path == item.image and err.reason == "missing file"
-    assert item.image.endswith("images/validation/ADE_val_1.jpg")
+    # Reported against the label file that exists, naming the image looked for (issue #19).
+    assert err.path == item.annotation and err.reason.startswith("no image for this label file")
+    assert "images/validation/ADE_val_1.jpg" in err.reason
 
 
 def test_missing_label_file_after_planning(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -92,3 +93,21 @@ def _png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_orphan_mask_is_reported_by_its_real_path(tmp_path):
+    """DeepGlobe's layout (image and mask in one folder, `_sat`/`_mask` suffixes): a mask whose image
+    is gone is quarantined against the mask file, which exists, saying which image was looked for."""
+    tax = with_changes(
+        shipped("ade20k-150"), tmp_path, name="one-folder", format="png_folder", declared_classes=None,
+        format_options={"image_suffix": "_sat", "annotation_suffix": "_mask"},
+        splits={"s": {"images": "train/*.jpg", "annotations": "train/*.png"}},
+    )
+    place(tmp_path, "train", "1_sat.jpg", data=png(np.zeros((4, 5, 3), np.uint8)))
+    place(tmp_path, "train", "1_mask.png", data=png(np.zeros((4, 5), np.uint8)))
+    mask = place(tmp_path, "train", "256979_mask.png", data=png(np.zeros((4, 5), np.uint8)))
+    items = {it.key: it for it in get_reader("png_folder").plan(tax, tmp_path, "s")}
+    assert sorted(items) == ["1", "256979"]
+    err = bad(tax, items["256979"])
+    assert Path(err.path) == mask and Path(err.path).exists()
+    assert "no image for this label file" in err.reason and "train/256979_sat.jpg" in err.reason

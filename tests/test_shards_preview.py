@@ -37,7 +37,7 @@ def converted(tmp_path_factory):
     shards = out / "shards"
     for dataset in ("demo-ade", "demo-objects365"):
         result = invoke("convert", dataset, "--root", roots[dataset], "--out", shards,
-                        "--taxonomies", out / "taxonomies", "--no-ray")
+                        "--taxonomies", out / "taxonomies", "--no-ray", "--max-quarantined", "0.5")  # 1 of 6 broken
         assert result.exit_code == 0, result.output
     return out, shards, broken
 

@@ -9,6 +9,7 @@ import pytest
 from pipeline.taxonomy.load import validate_folder
 
 REGISTRY = """
+standalone: true  # a whole taxonomy set, not a layer over the shipped one
 labels:
   car: {name: car, wikipedia: Car, group: vehicles, description: A car is a motor vehicle with four wheels.}
   road: {name: road, wikipedia: Road, group: ground, description: A road is a paved way for vehicles.}

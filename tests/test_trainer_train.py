@@ -127,7 +127,8 @@ def test_eval_and_segment_commands(shard_dir, tmp_path):
     import json
 
     results = json.loads((out / "results.json").read_text())
-    assert results["images"] == 4 and set(results["multi_scale"]["per_class"]) == {f"class {i}" for i in range(4)}
+    # Named by the labels the run recorded for "a" (it has no taxonomy), never "class N" (issue #19).
+    assert results["images"] == 4 and set(results["multi_scale"]["per_class"]) == {f"class_{i}" for i in range(4)}
     assert (out / "per_class_iou.png").stat().st_size > 1000
 
     image = tmp_path / "img.png"

@@ -27,10 +27,17 @@ def train(
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="with --ray: join this cluster (default: $RAY_ADDRESS, else a private Ray on 127.0.0.1)",
     )] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="validate the config without training: fields, dataset names and splits, weights, "
+        "table; lists what is not built yet (shards, table); exits 1 naming the field on a real error",
+    )] = False,
 ) -> None:
     """Train on mixed shards with the paper's three losses (one process, torchrun, or --ray)."""
     from trainer.config import load_config
 
+    if check:
+        _check(config)
+        return
     cfg = load_config(config)
     if resume == "auto":
         from trainer.model.checkpoint import latest_checkpoint
@@ -54,6 +61,20 @@ def train(
         typer.echo(f"run folder: {summary['run_dir']}  (losses.csv, tb/, checkpoints/)")
 
 
+def _check(config: Path) -> None:
+    """--check: print what was found and what is not built yet; fail on the problems."""
+    from trainer.check import check_config
+
+    report = check_config(config)
+    for line in report.found:
+        typer.echo(f"ok       {line}")
+    for line in report.missing:
+        typer.echo(f"not yet  {line}")
+    if report.problems:
+        raise BadInput(f"{config}: " + "; ".join(report.problems))
+    typer.echo(f"{config}: valid" + (f", {len(report.missing)} input(s) not built yet" if report.missing else ""))
+
+
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
     dataset: Annotated[str, typer.Option(help="taxonomy to evaluate on (its labels are embedded, zero-shot)")],
@@ -68,7 +89,8 @@ def evaluate(
     flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
     out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
-    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    taxonomies: Annotated[list[Path] | None, typer.Option(
+        help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
     protocol: Annotated[str, typer.Option(
         help="'ours' (the trainer's inference) or 'authors': the SSIW release's test, single-scale as "
              "`ssiw segment --scale 720` on an imported run (default scale 720), multi-scale in their "
@@ -117,10 +139,11 @@ def segment(
     confidence: Annotated[float | None, typer.Option(
         help="pixels whose top probability is not above this become 255 (the SSIW release used 0.5)")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("segment-out"),
-    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    taxonomies: Annotated[list[Path] | None, typer.Option(
+        help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """Write a label PNG and a coloured overlay with a legend for each image."""
-    from trainer.predict.evaluate import class_names_for
+    from trainer.predict.evaluate import class_names_for, run_taxonomies
     from trainer.predict.predictor import Predictor
     from trainer.predict.run_space import softmax_columns
     from trainer.predict.segment import segment_images
@@ -128,6 +151,7 @@ def segment(
     if dataset is not None and label:
         raise BadInput("give either --dataset or --label 'name: description', not both")
     predictor = Predictor.from_checkpoint(checkpoint)
+    taxonomies = run_taxonomies(taxonomies, predictor.settings)  # else the folders the run trained with
     if not dataset and not label:
         names, vectors = softmax_columns(predictor.label_space, taxonomies)
     elif dataset:
@@ -137,7 +161,7 @@ def segment(
 
             tab = load_embedding_table(table)
         vectors = predictor.vectors_for(dataset, tab)
-        names = class_names_for(dataset, len(vectors), taxonomies)
+        names = class_names_for(dataset, len(vectors), taxonomies, predictor.label_space, tab)
     else:
         names, vectors = _encode_for_run(label, encoder or predictor.encoder or "minilm", predictor)
     written = segment_images(predictor, images, vectors, names, out,
@@ -205,7 +229,8 @@ def pseudo_label(
     scale: Annotated[int | None, typer.Option(help="short edge (default: the run's; 720 for an imported release)")] = None,
     shard_size: Annotated[str, typer.Option("--shard-size", help="target shard size")] = "1GB",
     ray: Annotated[bool, typer.Option("--ray", help="one Ray task per shard (each loads the network)")] = False,
-    taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
+    taxonomies: Annotated[list[Path] | None, typer.Option(
+        help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """Label a dataset's images with a run and write them as coarse shards (or label PNGs)."""
     from pipeline.convert.plan import parse_size

@@ -60,13 +60,16 @@ class TrainConfig(_Strict):
         description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
     datasets: list[DatasetEntry] = Field(min_length=1)
     table: Path | None = Field(default=None, description="embedding table parquet (pipeline.embed.table)")
-    taxonomies: Path | None = Field(default=None, description="taxonomy folder (default: the shipped one)")
+    taxonomies: Path | list[Path] | None = Field(
+        default=None, description="taxonomy folder(s) layered over the shipped set, later ones win (pipeline/taxonomy/load.py)")
     held_out_labels: list[str] = Field(
         default_factory=list, description="registry label keys never trained on: their pixels become ignore and "
         "their boxes are dropped in every training dataset, and they leave the softmax (zero-shot tests)")
 
     model: Literal["segformer-b5", "hrnet-w48", "resnet18", "tiny"] = "segformer-b5"
-    weights: Path | None = Field(default=None, description="local pretrained backbone weights")
+    weights: Literal["random"] | Path | None = Field(
+        default=None, description="local pretrained backbone weights, or `random` for a randomly initialised "
+        "backbone; a config file must say which (see PRETRAINED_HOWTO)")
     init: Path | None = Field(
         default=None, description="start the whole network from this ssiw run folder or checkpoint (fine-tuning)")
     width: int = Field(default=32, ge=4, description="channel width of the tiny / resnet18 heads")
@@ -145,6 +148,34 @@ class TrainConfig(_Strict):
     def run_dir(self) -> Path:
         return self.out_dir / self.name
 
+    @property
+    def backbone_weights(self) -> Path | None:
+        """The pretrained backbone file or folder to load; None for a random start."""
+        return None if self.weights in (None, "random") else Path(self.weights)
+
+
+# How to get each model's pretrained backbone (the paper starts from ImageNet weights); `tiny` has none.
+PRETRAINED_HOWTO = {
+    "segformer-b5": "a transformers folder: `huggingface-cli download nvidia/mit-b5 --local-dir pretrained/mit-b5`",
+    "hrnet-w48": "a timm state dict: `python -c \"import timm, torch; torch.save(timm.create_model('hrnet_w48', "
+                 "pretrained=True).state_dict(), 'pretrained/hrnet_w48.pth')\"`",
+    "resnet18": "a timm state dict: `python -c \"import timm, torch; torch.save(timm.create_model('resnet18', "
+                "pretrained=True).state_dict(), 'pretrained/resnet18.pth')\"`",
+}
+PRETRAINED_BACKBONES = tuple(PRETRAINED_HOWTO)
+
+
+def pretrained_howto(model: str) -> str:
+    return (f"point `weights:` at {PRETRAINED_HOWTO[model]}, "
+            "or write `weights: random` to train the backbone from scratch")
+
+
+def _check_weights_choice(path: Path, raw: dict, cfg: TrainConfig) -> None:
+    """A config file says which backbone it starts from: a random start is never the silent default."""
+    if cfg.model in PRETRAINED_BACKBONES and cfg.init is None and raw.get("weights") is None:
+        said = "is null" if "weights" in raw else "is missing"
+        raise BadInput(f"{path}: weights: {said} for model {cfg.model!r}; {pretrained_howto(cfg.model)}")
+
 
 def config_default(field: str, model: type[BaseModel] = TrainConfig):
     """A field's default, for code that needs it without a config: augmentation built in code, a
@@ -170,5 +201,6 @@ def load_config(path: str | Path) -> TrainConfig:
     except ValidationError as e:
         lines = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise BadInput(f"{p}: {lines}") from e
+    _check_weights_choice(p, raw, cfg)
     # Relative paths in the file are relative to the current directory, like every CLI path.
     return cfg

@@ -223,7 +223,8 @@ def build_trainee(cfg: TrainConfig, space: LabelSpace, device, world: int, init:
     from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
 
     dim = int(space.vectors.shape[1])
-    net = build_model(cfg.model, dim, str(cfg.weights) if cfg.weights else None, cfg.width)
+    weights = cfg.backbone_weights  # None: `weights: random` (or a model without a pretrained backbone)
+    net = build_model(cfg.model, dim, str(weights) if weights else None, cfg.width)
     if init:
         from trainer.model.init_from import load_init
 

@@ -8,6 +8,10 @@ import typer
 
 from pipeline.errors import BadInput, NotFound
 
+# A few unreadable files in a release are normal; a tenth of a split quarantined almost always means
+# the YAML is wrong (a missing class or colour, a wrong pattern or suffix), so the job says so.
+DEFAULT_MAX_QUARANTINED = 0.1
+
 
 def _jobs(dataset: str | None, root: Path | None, all_: bool, roots: Path | None) -> list[tuple[str, Path]]:
     """(dataset, root) pairs from the arguments or from roots.yaml (paths relative to that file)."""
@@ -32,7 +36,8 @@ def convert(
     root: Path | None = typer.Option(None, "--root", help="the dataset's root folder, as downloaded"),
     split: str | None = typer.Option(None, "--split", help="one split (default: every split in the YAML)"),
     out: str | None = typer.Option(None, "--out", help="shard folder or s3://bucket/prefix [default: ./shards or $SSIW_SHARDS]"),
-    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="taxonomy folder [default: shipped]"),
+    taxonomies: list[Path] | None = typer.Option(
+        None, "--taxonomies", help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"),
     no_ray: bool = typer.Option(False, "--no-ray", help="run in this process instead of as Ray tasks"),
     ray_address: str | None = typer.Option(
         None, "--ray-address",
@@ -48,8 +53,20 @@ def convert(
     ),
     all_: bool = typer.Option(False, "--all", help="convert every dataset listed in --roots"),
     roots: Path | None = typer.Option(None, "--roots", help="YAML mapping dataset name -> root (with --all)"),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1,
+        help="dry run: pair and read each split's first N samples (by key) and print the pairing, the classes "
+             "found and the raw values the taxonomy lacks; writes nothing, starts no Ray",
+    ),
+    max_quarantined: float = typer.Option(
+        DEFAULT_MAX_QUARANTINED, "--max-quarantined", min=0.0, max=1.0,
+        help="exit 1 when a split quarantines more than this share of its samples (its shards are still "
+             "written): a few broken files are normal, a tenth almost always means a wrong YAML (a missing "
+             "class or colour, a wrong pattern). 1 turns it off; a split that writes nothing always fails",
+    ),
 ) -> None:
     """Convert a dataset into WebDataset shards, with manifests and a quarantine report. Safe to kill and re-run."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -83,6 +100,9 @@ def convert(
         splits = {
             tax.name: [split] if split else _present_splits(tax, r, console) for tax, (_, r) in zip(taxes, jobs)
         }
+        if limit is not None:
+            _peek(taxes, jobs, splits, limit, console)
+            return
         if not no_ray:
             started_ray = ensure_ray(ray_address, workers)
         for tax, (_, dataset_root) in zip(taxes, jobs):
@@ -96,22 +116,29 @@ def convert(
                 )
     finally:
         stop(started_ray)
-    table = Table(title=f"converted into {out_dir}")
+    # No vertical rules and names folded rather than cut: the table fits 80 columns.
+    table = Table(title=f"converted into {out_dir}", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for col in ("dataset", "split", "shards", "kept", "written", "quarantined", "seconds", "img/s"):
-        table.add_column(col, justify="left" if col in ("dataset", "split") else "right")
+        text = col in ("dataset", "split")
+        table.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
     for r in results:
         rate = r.written / r.seconds if r.seconds else 0.0
         table.add_row(r.dataset, r.split, str(r.shards), str(r.kept), str(r.written), str(r.quarantined),
                       f"{r.seconds:.1f}", f"{rate:.1f}")
     console.print(table)
     counted = [(r, what, count) for r in results for what, count in r.notes.items() if count]
-    if counted:  # every box or entry the converter dropped, clipped or kept out, by reason
-        notes = Table(title="dropped, clipped or kept out, by reason")
+    if counted:  # every box or entry the converter dropped, clipped, kept out or changed, by reason
+        notes = Table(title="dropped, clipped, kept out or changed, by reason", box=box.SIMPLE_HEAD,
+                      padding=(0, 1), pad_edge=False)
         for col in ("dataset", "split", "reason", "count"):
-            notes.add_column(col, justify="right" if col == "count" else "left")
+            notes.add_column(col, justify="right" if col == "count" else "left",
+                             overflow="fold" if col != "count" else "ellipsis")
         for r, what, count in counted:
             notes.add_row(r.dataset, r.split, what, f"{count:,}")
         console.print(notes)
+    for r in results:
+        for why, count in r.redone.items():  # finished shards converted again, and why
+            console.print(f"{r.dataset}/{r.split}: redid {count} shard(s): {why}", soft_wrap=True, highlight=False)
     unknown = [u for r in results for u in r.unknown]
     if unknown:
         from pipeline.convert.unknowns import render
@@ -123,6 +150,35 @@ def convert(
         if r.quarantined:  # the real files, one a line, so they can be copied
             console.print(f"  {r.quarantined} quarantined: {quarantine_path(storage.join(out_dir, r.dataset), r.split)}",
                           soft_wrap=True, highlight=False)
+    failed = _failed_splits(results, max_quarantined)
+    if failed:
+        raise BadInput("\n".join(failed))
+
+
+def _failed_splits(results: list, max_quarantined: float) -> list[str]:
+    """The splits that wrote nothing, or quarantined more than the allowed share, one line each."""
+    lines = []
+    for r in results:
+        total = r.written + r.quarantined
+        if r.written == 0:
+            lines.append(f"{r.dataset}/{r.split} wrote nothing: all {total} samples were quarantined")
+        elif r.quarantined / total > max_quarantined:
+            lines.append(f"{r.dataset}/{r.split} quarantined {r.quarantined} of {total} samples "
+                         f"({r.quarantined / total:.0%}), more than --max-quarantined {max_quarantined:g}")
+    if lines:
+        lines.append("(see the quarantine reports above; `ssiw convert ... --limit 20` shows a few samples quickly)")
+    return lines
+
+
+def _peek(taxes, jobs, splits: dict[str, list[str]], limit: int, console) -> None:
+    """--limit: read a few samples of each split and print what a convert would make of them."""
+    from pipeline.convert import peek
+    from pipeline.convert.readers import get_reader
+
+    for tax, (_, dataset_root) in zip(taxes, jobs):
+        for s in splits[tax.name]:
+            for part in peek.render(peek.peek_split(tax, get_reader(tax.format), dataset_root, s, limit), tax):
+                console.print(part, soft_wrap=isinstance(part, str), highlight=False)
 
 
 def _present_splits(tax, root: Path, console) -> list[str]:

@@ -55,8 +55,12 @@ def _write_parquet(table, final: storage.Location) -> None:
         pq.write_table(table, tmp)
 
 
-def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan]) -> tuple[int, int]:
-    """Write `<split>.manifest.parquet` and `<split>.quarantine.jsonl`; returns (written, quarantined)."""
+def assemble_split(
+    out_ds: storage.Location, tax: DatasetTaxonomy, split: str, plans: list[ShardPlan], notes: dict | None = None
+) -> tuple[int, int]:
+    """Write `<split>.manifest.parquet` and `<split>.quarantine.jsonl`; returns (written, quarantined).
+    With `notes`, what reading did to the written samples (Sample.notes, summed in each shard part) is
+    added to it, by reason (a part from before notes existed counts nothing)."""
     import pyarrow as pa
 
     rows: list[dict] = []
@@ -67,22 +71,14 @@ def assemble_split(out_ds: storage.Location, tax: DatasetTaxonomy, split: str, p
             raise RuntimeError(f"{out_ds}: shard part {plan.name} is missing; re-run the conversion")
         rows += part["samples"]
         quarantine += part["quarantine"]
+        for reason, count in (part.get("notes") or {}).items() if notes is not None else ():
+            notes[reason] = notes.get(reason, 0) + int(count)
     common = {"dataset": tax.name, "split": split, "supervision": tax.supervision.value}
     table = pa.Table.from_pylist([{**common, **r} for r in rows], schema=_manifest_schema())
     _write_parquet(table, manifest_path(out_ds, split))
     lines = "".join(json.dumps(q, sort_keys=True) + "\n" for q in quarantine)
     write_text_atomic(quarantine_path(out_ds, split), lines)
     return len(rows), len(quarantine)
-
-
-def read_notes(out_ds: storage.Location, plans: list[ShardPlan]) -> dict[str, int]:
-    """What reading changed in the split's written samples, by reason (boxes clipped or dropped, ...),
-    summed over its shard parts (a part from before notes existed counts nothing)."""
-    notes: dict[str, int] = {}
-    for plan in plans:
-        for reason, count in ((read_part(out_ds, plan.name) or {}).get("notes") or {}).items():
-            notes[reason] = notes.get(reason, 0) + int(count)
-    return notes
 
 
 def build_index(out_dir: storage.Location) -> storage.Location:

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import storage
 from pipeline.convert import plan_store
-from pipeline.convert.manifest import (
-    INDEX_FILE,
-    assemble_split,
-    build_index,
-    manifest_path,
-    quarantine_path,
-    read_notes,
-)
+from pipeline.convert.fingerprint import convert_inputs, fingerprint_options, redo_reason
+from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
 from pipeline.convert.plan import ShardPlan, plan_split
 from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
@@ -31,6 +26,7 @@ from pipeline.convert.shard import (
     ShardOptions,
     convert_shard,
     is_complete,
+    read_part,
     shard_file_pattern,
     split_files,
 )
@@ -58,6 +54,7 @@ class SplitResult:
     seconds: float
     notes: dict[str, int] = field(default_factory=dict)  # reader's planning counts (crowd boxes, ...)
     unknown: list[UnknownValue] = field(default_factory=list)  # raw values the taxonomy lacks
+    redone: dict[str, int] = field(default_factory=dict)  # why finished shards were converted again -> shards
 
 
 def _fixed_part(root: Path, spec: str) -> Path:
@@ -106,6 +103,13 @@ def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> lis
         if index >= len(plans):
             storage.remove(path)
     return [p for p in plans if not is_complete(out_ds, p)]
+
+
+def redo_reasons(out_ds: storage.Location, todo: list[ShardPlan], inputs: dict[str, str]) -> dict[str, int]:
+    """Shards an earlier run had finished that this run redoes, counted by reason (read before they are)."""
+    reasons = Counter(redo_reason(read_part(out_ds, p.name), p.fingerprint, inputs) for p in todo)
+    reasons.pop(None, None)  # never finished: plain work, not a redo
+    return dict(reasons)
 
 
 def ensure_ray(address: str | None, workers: int | None) -> bool:
@@ -187,12 +191,17 @@ def convert_split(
     # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
     # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
     store = plan_folder(out_ds, split)
-    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, options.tag(), store=store)
+    # The fingerprint covers the taxonomy's mapping and the reader's version, not only the files:
+    # after an edited YAML, the shards whose labels would change are redone (fingerprint.py).
+    inputs = convert_inputs(tax, reader, options.tag())
+    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, fingerprint_options(inputs),
+                       store=store)
     if not plans:
         plan_store.remove(store)
         raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
     storage.makedirs(out_ds)
     todo = prepare(out_ds, split, plans)
+    redone = redo_reasons(out_ds, todo, inputs)
     total = sum(p.count for p in plans)
     with tqdm(
         total=total,
@@ -206,7 +215,8 @@ def convert_split(
             _run_on_ray(tax, reader, todo, out_dir, options, bar, workers)
         else:
             _run_in_process(tax, reader, todo, out_dir, options, bar)
-    written, quarantined = assemble_split(out_ds, tax, split, plans)
+    notes: dict[str, int] = {}  # what reading did to written samples (boxes clipped, pixels snapped), summed
+    written, quarantined = assemble_split(out_ds, tax, split, plans, notes)
     plan_store.remove(store)
     unknown = tally(quarantine_path(out_ds, split), tax.name, split) if quarantined else []
     if index:
@@ -219,6 +229,7 @@ def convert_split(
         written=written,
         quarantined=quarantined,
         seconds=time.perf_counter() - start,
-        notes={**plans.notes, **read_notes(out_ds, plans)},  # counted while planning, then while reading
+        notes={**plans.notes, **notes},  # counted while planning, then while reading
         unknown=unknown,
+        redone=redone,
     )

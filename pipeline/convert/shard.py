@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pipeline import storage
 from pipeline.convert.encode import encode_sample
+from pipeline.convert.fingerprint import convert_inputs
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
 from pipeline.convert.tario import DeterministicTarWriter
@@ -110,6 +111,8 @@ def convert_shard(
                 entry = {"key": item.key, "file": e.path, "reason": e.reason}
                 if getattr(e, "unknown", None):  # raw values the taxonomy lacks, for the summary table
                     entry["unknown"] = e.unknown
+                    if getattr(e, "unknown_pixels", None) is not None:  # and their pixels, for shares
+                        entry["unknown_pixels"], entry["pixels"] = e.unknown_pixels, e.pixels
                 quarantine.append(entry)
                 continue
             if writer is None:
@@ -137,6 +140,7 @@ def convert_shard(
     part = {
         "shard": shard_name,
         "fingerprint": plan.fingerprint,
+        "inputs": convert_inputs(tax, reader, options.tag()),  # lets a re-run say why it redoes this shard
         "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,

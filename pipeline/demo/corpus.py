@@ -279,7 +279,7 @@ def write_corpus(out: Path, size: CorpusSize = CorpusSize(), seed: int = 0) -> d
     tax_dir = out / "taxonomies"
     tax_dir.mkdir(parents=True, exist_ok=True)
     labels = {key: {"name": n, "wikipedia": w, "group": g, "description": d} for key, (n, w, g, d) in LABELS.items()}
-    (tax_dir / "labels.yaml").write_text("# The demo world's label registry.\n" + dump_yaml({"labels": labels}))
+    (tax_dir / "labels.yaml").write_text("# The demo world's label registry.\n" + dump_yaml({"standalone": True, "labels": labels}))
     roots = {}
     for name, doc in taxonomies().items():
         (tax_dir / f"{name}.yaml").write_text(dump_yaml(doc))

@@ -75,7 +75,7 @@ def train_config(p: Paths, s: Settings, name: str, datasets: dict[str, dict], ta
     cfg = {
         "name": name, "out_dir": str(p.runs), "shards": str(p.shards), "table": str(table),
         "datasets": [{"name": d, "split": TRAIN_SPLITS[d], **extra} for d, extra in datasets.items()],
-        "model": s.model, "width": 64, "crop": [s.size.image_size] * 2, "short_edge": s.size.image_size,
+        "model": s.model, "weights": "random", "width": 64, "crop": [s.size.image_size] * 2, "short_edge": s.size.image_size,
         "scale": [0.75, 1.5], "batch_size": 8, "steps": s.steps, "epoch_samples": 8 * s.steps,
         "lr": 1.0e-3, "warmup_steps": 20, "workers": 1, "amp": False, "seed": s.seed,
         "checkpoint_every": s.steps, "log_every": 10,

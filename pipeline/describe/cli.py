@@ -11,13 +11,13 @@ from rich.table import Table
 console = Console()
 
 TaxonomyDir = typer.Option(
-    None, "--taxonomies", "-t", help="taxonomy folder (default: the shipped taxonomies/ or $SSIW_TAXONOMIES)"
+    None, "--taxonomies", "-t", help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"
 )
 CacheDir = typer.Option(None, "--cache", help="cache folder (default: ./cache or $SSIW_CACHE)")
 
 
 def describe(
-    taxonomies: Path | None = TaxonomyDir,
+    taxonomies: list[Path] | None = TaxonomyDir,
     cache: Path | None = CacheDir,
     offline: bool = typer.Option(
         False, "--offline", help="never touch the network: registry descriptions only"

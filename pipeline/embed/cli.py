@@ -10,7 +10,7 @@ from rich.console import Console
 console = Console()
 
 TaxonomyDir = typer.Option(
-    None, "--taxonomies", "-t", help="taxonomy folder (default: the shipped taxonomies/ or $SSIW_TAXONOMIES)"
+    None, "--taxonomies", "-t", help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"
 )
 CacheDir = typer.Option(None, "--cache", help="cache folder (default: ./cache or $SSIW_CACHE)")
 
@@ -21,7 +21,7 @@ ENCODER_HELP = (
 
 
 def embed(
-    taxonomies: Path | None = TaxonomyDir,
+    taxonomies: list[Path] | None = TaxonomyDir,
     cache: Path | None = CacheDir,
     encoder: str = typer.Option("minilm", "--encoder", "-e", help=ENCODER_HELP),
     mode: str = typer.Option(

@@ -14,7 +14,7 @@ app = typer.Typer(
 console = Console()
 
 TaxonomyDir = typer.Option(
-    None, "--taxonomies", "-t", help="taxonomy folder (default: the shipped taxonomies/ or $SSIW_TAXONOMIES)"
+    None, "--taxonomies", "-t", help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"
 )
 CacheDir = typer.Option(None, "--cache", help="cache folder (default: ./cache or $SSIW_CACHE)")
 Encoder = typer.Option("minilm", "--encoder", "-e", help="'minilm' or 'open_clip:MODEL[:PRETRAINED]'")
@@ -24,7 +24,7 @@ OutPng = typer.Option(
 Device = typer.Option(None, "--device", help="torch device for embedding (default: cuda when available)")
 
 
-def _table(taxonomies: Path | None, cache: Path | None, encoder: str, mode: str, device: str | None):
+def _table(taxonomies: list[Path] | None, cache: Path | None, encoder: str, mode: str, device: str | None):
     """The taxonomy and its embedding table, embedding first when the table is missing or stale."""
     from pipeline.embed.run import embed_labels
     from pipeline.embed.table import load_table
@@ -43,7 +43,7 @@ def similarity(
     encoder: str = Encoder,
     mode: str = typer.Option("sentence", "--mode", "-m", help="'sentence', 'word', or 'both' (compare them)"),
     out: Path | None = OutPng,
-    taxonomies: Path | None = TaxonomyDir,
+    taxonomies: list[Path] | None = TaxonomyDir,
     cache: Path | None = CacheDir,
     device: str | None = Device,
 ) -> None:
@@ -102,7 +102,7 @@ def audit(
     only_flagged: bool = typer.Option(
         False, "--only-flagged", help="list only labels with a flagged neighbour"
     ),
-    taxonomies: Path | None = TaxonomyDir,
+    taxonomies: list[Path] | None = TaxonomyDir,
     cache: Path | None = CacheDir,
     device: str | None = Device,
 ) -> None:

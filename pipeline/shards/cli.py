@@ -15,7 +15,8 @@ shards_app = typer.Typer(help="Inspect converted shards.", no_args_is_help=True)
 def stats(
     out: str | None = typer.Option(None, "--out", help="shard folder or s3:// URL [default: ./shards or $SSIW_SHARDS]"),
     png: str | None = typer.Option(None, "--png", help="bar chart, a path or URL [default: <out>/stats.png]"),
-    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
+    taxonomies: list[Path] | None = typer.Option(
+        None, "--taxonomies", help="for class names: taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"),
     top: int = typer.Option(25, "--top", min=0, help="classes shown per dataset (0: all)"),
 ) -> None:
     """Per-dataset and per-class counts of converted shards, and a bar chart PNG."""
@@ -62,7 +63,8 @@ def preview(
     html: Path = typer.Option(Path("preview.html"), "--html", help="the page to write (one self-contained file)"),
     n: int = typer.Option(24, "--n", min=1, help="samples shown per dataset"),
     out: str | None = typer.Option(None, "--out", help="shard folder or s3:// URL [default: ./shards or $SSIW_SHARDS]"),
-    taxonomies: Path | None = typer.Option(None, "--taxonomies", help="for class names [default: shipped]"),
+    taxonomies: list[Path] | None = typer.Option(
+        None, "--taxonomies", help="for class names: taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)"),
     cache: Path | None = typer.Option(None, "--cache", help="description cache folder [default: ./cache or $SSIW_CACHE]"),
 ) -> None:
     """One HTML page per shard folder: samples with label maps or boxes drawn, legend, class histogram, quarantine."""

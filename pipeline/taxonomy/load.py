@@ -1,8 +1,15 @@
-"""Loading and validating a taxonomy folder: the label registry plus one YAML per dataset.
+"""Loading and validating a taxonomy set: the label registry plus one YAML per dataset.
 
 A taxonomy folder holds `labels.yaml` (the registry; extra `labels-*.yaml` files beside it extend
 it, for a user's own concepts) and one `<dataset>.yaml` per dataset. Every problem is collected
 as a Problem(file, where, message) so `ssiw taxonomy validate` can report all of them at once.
+
+A set is read from folders in layers: the shipped folder, then each folder of $SSIW_TAXONOMIES (a
+path list), then each --taxonomies folder; later folders win. A user's folder therefore holds only its
+own dataset YAMLs and a labels.yaml with only its new labels (it may have none): a dataset YAML of the
+same file name replaces the earlier one; a label defined again differently is an error naming both
+files. A folder whose labels.yaml says `standalone: true` is a whole set: the folders before it are
+not read (the demo corpus and the tests use such folders).
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ from pydantic import ValidationError
 from pipeline.errors import BadInput, UnknownName
 from pipeline.names import name_problem, relative_problem
 from pipeline.taxonomy.formats import FORMAT_INFO as FORMATS
+from pipeline.taxonomy.formats import option_problems
 from pipeline.taxonomy.schema import DatasetTaxonomy, Label, LabelRegistry
 from pipeline.taxonomy.yaml_io import read_yaml
 
 REGISTRY_FILE = "labels.yaml"
 REGISTRY_EXTRA_GLOB = "labels-*.yaml"
+STANDALONE_KEY = "standalone"  # in labels.yaml: this folder is a whole taxonomy set, not a layer
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,13 @@ def _pydantic_problems(path: Path, err: ValidationError, raw: object) -> list[Pr
             where = f"classes[{loc[1]}]" + (f" {name!r}" if name else "") + (f".{rest}" if rest else "")
         if len(loc) >= 2 and loc[0] == "labels":
             where = f"label {loc[1]!r}" + ("." + ".".join(str(p) for p in loc[2:]) if len(loc) > 2 else "")
-        problems.append(Problem(path, where, e["msg"]))
+        message = e["msg"]
+        if "raw_id" in loc and isinstance(e.get("input"), list):  # raw_id: [r, g, b]: a colour in the wrong key
+            where = where.split(".raw_id")[0] + ".raw_id"
+            message = "a list is not a raw id; a class's colour goes in `color: [r, g, b]` (png_folder mode color)"
+        problem = Problem(path, where, message)
+        if problem not in problems:  # one line, not one per member of the int | str union
+            problems.append(problem)
     return problems
 
 
@@ -83,13 +98,14 @@ def load_registry_files(paths: list[Path]) -> tuple[LabelRegistry | None, list[P
         if not isinstance(raw, dict) or not isinstance(raw.get("labels"), dict):
             problems.append(Problem(path, "", "expected a mapping with a 'labels:' mapping inside"))
             continue
+        raw = {k: v for k, v in raw.items() if k != STANDALONE_KEY}
         try:
             reg = LabelRegistry.model_validate(raw)
         except ValidationError as e:
             problems += _pydantic_problems(path, e, raw)
             continue
         for key, label in reg.labels.items():
-            if key in merged:
+            if key in merged and not (merged[key] == label and origin[key].parent != path.parent):
                 problems.append(Problem(path, f"label {key!r}", f"already defined in {origin[key]}"))
                 continue
             merged[key] = label
@@ -127,6 +143,12 @@ def check_dataset(path: Path, tax: DatasetTaxonomy) -> list[Problem]:
             kinds = ", ".join(sorted(FORMATS[tax.format].supervision))
             message = f"the {tax.format!r} reader gives only {kinds} supervision"
         problems.append(Problem(path, "supervision", message))
+    problems += [Problem(path, where, message) for where, message in option_problems(tax)]
+    if tax.format != "png_folder":  # png_folder's own check says what its mode needs
+        for index, entry in enumerate(tax.classes):
+            if not entry.all_raw_ids:
+                problems.append(Problem(path, f"classes[{index}] {entry.name!r}",
+                                        f"the {tax.format!r} reader finds a class by its raw id: give raw_id or raw_ids"))
     if tax.declared_classes is not None and tax.declared_classes != tax.num_classes:
         problems.append(
             Problem(
@@ -221,17 +243,23 @@ def check_against_registry(path: Path, tax: DatasetTaxonomy, registry: LabelRegi
 
 @dataclass
 class TaxonomySet:
-    """A validated taxonomy folder: the registry and every dataset by name."""
+    """A validated taxonomy set: the registry and every dataset by name, from one or more folders."""
 
-    folder: Path
+    folder: Path  # the last (winning) folder
     registry: LabelRegistry
     datasets: dict[str, DatasetTaxonomy] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    folders: list[Path] = field(default_factory=list)  # every layer, the shipped one first
 
     def dataset(self, name: str) -> DatasetTaxonomy:
         if name not in self.datasets:
+            import difflib
+
             known = ", ".join(sorted(self.datasets))
-            raise UnknownName(f"no taxonomy named {name!r} in {self.folder} (known: {known})")
+            close = difflib.get_close_matches(name, list(self.datasets), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            where = ", ".join(str(f) for f in self.folders or [self.folder])
+            raise UnknownName(f"no taxonomy named {name!r} in {where}{hint} (known: {known})")
         return self.datasets[name]
 
     def label_usage(self) -> dict[str, list[str]]:
@@ -252,12 +280,56 @@ def dataset_paths(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.yaml") if p.name not in skip)
 
 
-def validate_folder(folder: Path, only: list[Path] | None = None) -> tuple[TaxonomySet | None, list[Problem]]:
-    """Validate the registry and the dataset files (all of them, or `only`)."""
-    folder = Path(folder)
-    registry, problems = load_registry_files(registry_paths(folder))
-    taxset = TaxonomySet(folder=folder, registry=registry or LabelRegistry(labels={}))
-    for path in only if only is not None else dataset_paths(folder):
+def _is_standalone(folder: Path) -> bool:
+    try:
+        raw = read_yaml(folder / REGISTRY_FILE)
+    except (OSError, yaml.YAMLError):
+        return False  # reported when the registry is read
+    return isinstance(raw, dict) and raw.get(STANDALONE_KEY) is True
+
+
+def taxonomy_folders(given: Path | str | list | tuple | None = None) -> list[Path]:
+    """The layers a taxonomy set is read from, in order: shipped, $SSIW_TAXONOMIES, then `given`
+    (one folder or several); a folder listed twice counts once; a standalone folder drops the ones
+    before it."""
+    from pipeline.paths import default_taxonomy_dir, env_taxonomy_dirs
+
+    given = [] if given is None else [given] if isinstance(given, (str, Path)) else list(given)
+    layers: list[Path] = []
+    for folder in [default_taxonomy_dir(), *env_taxonomy_dirs(), *map(Path, given)]:
+        if any(folder.resolve() == f.resolve() for f in layers):
+            continue
+        layers = [folder] if layers and _is_standalone(folder) else [*layers, folder]
+    return layers
+
+
+def _layered_files(folders: list[Path]) -> tuple[list[Path], list[Path], list[Problem]]:
+    """Registry files of every layer, and the dataset files: a later folder's YAML replaces an
+    earlier one of the same file name."""
+    registries: list[Path] = []
+    datasets: dict[str, Path] = {}
+    problems = []
+    for n, folder in enumerate(folders):
+        if not folder.is_dir():
+            problems.append(Problem(folder, "", "taxonomy folder not found"))
+            continue
+        # The base needs its registry; a layer may add no labels at all.
+        registries += [p for p in registry_paths(folder) if n == 0 or p.exists()]
+        datasets.update({p.name: p for p in dataset_paths(folder)})
+    return registries, sorted(datasets.values(), key=lambda p: p.name), problems
+
+
+def validate_folder(
+    folder: Path | list | tuple, only: list[Path] | None = None
+) -> tuple[TaxonomySet | None, list[Problem]]:
+    """Validate the registry and the dataset files (all of them, or `only`) of the set whose last
+    layer(s) are `folder` (see taxonomy_folders)."""
+    folders = taxonomy_folders(folder)
+    registry_files, dataset_files, problems = _layered_files(folders)
+    registry, registry_problems = load_registry_files(registry_files)
+    problems += registry_problems
+    taxset = TaxonomySet(folder=folders[-1], registry=registry or LabelRegistry(labels={}), folders=folders)
+    for path in only if only is not None else dataset_files:
         tax, file_problems = load_dataset_file(Path(path))
         problems += file_problems
         if tax is None:
@@ -271,11 +343,10 @@ def validate_folder(folder: Path, only: list[Path] | None = None) -> tuple[Taxon
     return (taxset if not problems else None), problems
 
 
-def load_taxonomy_set(folder: Path | None = None) -> TaxonomySet:
-    """Load and validate a taxonomy folder; raise TaxonomyError listing every problem."""
-    from pipeline.paths import default_taxonomy_dir
-
-    taxset, problems = validate_folder(Path(folder) if folder else default_taxonomy_dir())
+def load_taxonomy_set(folder: Path | str | list | tuple | None = None) -> TaxonomySet:
+    """Load and validate a taxonomy set: the shipped folder with $SSIW_TAXONOMIES and `folder` (one
+    or several) layered over it; raise TaxonomyError listing every problem."""
+    taxset, problems = validate_folder(folder or [])
     if problems:
         raise TaxonomyError(problems)
     assert taxset is not None

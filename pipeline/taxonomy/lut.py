@@ -36,8 +36,11 @@ def integer_lut(tax: DatasetTaxonomy, size: int) -> np.ndarray:
 
 
 class UnknownRawValues(ValueError):
-    def __init__(self, values: list, what: str = "raw label value(s)"):
+    def __init__(self, values: list, what: str = "raw label value(s)", pixels: list[int] | None = None,
+                 total: int = 0):
         self.values, self.what = values, what
+        # Pixels of each value and of the whole label, when counted: the summary gives pixel shares.
+        self.pixels, self.total = pixels, total
         super().__init__(f"{what} not in the taxonomy: {values[:10]}")
 
 
@@ -103,9 +106,10 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray, dtype: str) -> np.ndarray:
     if raw.size and raw.dtype != np.uint8 and int(raw.max()) >= lut.size:
         # np.bincount would size its table by the largest value: name the values instead.
         raise UnknownRawValues(sorted(int(v) for v in np.unique(raw[raw >= lut.size])))
-    bad = unknown_values(value_counts(raw, lut.size), lut)
+    counts = value_counts(raw, lut.size)
+    bad = unknown_values(counts, lut)
     if bad:
-        raise UnknownRawValues(bad)
+        raise UnknownRawValues(bad, pixels=[int(counts[v]) for v in bad], total=int(raw.size))
     if lut.size > 65536:  # casting a huge table per call would cost more than the cast of the result
         return lut[raw].astype(dtype)
     return lookup(lut.astype(dtype), raw)
@@ -175,7 +179,7 @@ class RawMapper:
         raw_counts = np.asarray(im.histogram(), dtype=np.int64)
         bad = unknown_values(raw_counts, lut)
         if bad:
-            raise UnknownRawValues(bad)
+            raise UnknownRawValues(bad, pixels=[int(raw_counts[v]) for v in bad], total=im.size[0] * im.size[1])
         label = np.asarray(im.point(table_list)) if table.dtype == np.uint8 else gather(table, np.asarray(im))
         return label, regroup_counts(raw_counts, table)
 

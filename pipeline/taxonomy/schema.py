@@ -103,8 +103,12 @@ class ClassEntry(_Strict):
 
     @model_validator(mode="after")
     def _one_way_to_give_ids(self) -> ClassEntry:
-        if (self.raw_id is None) == (self.raw_ids is None):
+        if self.raw_id is not None and self.raw_ids is not None:
             raise ValueError("give exactly one of raw_id or raw_ids")
+        # A colour-coded class is found by its colour: it needs no made-up integer id.
+        if self.raw_id is None and self.raw_ids is None and self.color is None:
+            raise ValueError("give raw_id (the class's value in the label files), raw_ids, or, for colour-coded "
+                             "label PNGs (png_folder mode color), color: [r, g, b]")
         if self.raw_ids is not None and not self.raw_ids:
             raise ValueError("raw_ids must not be empty")
         return self

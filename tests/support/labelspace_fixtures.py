@@ -10,6 +10,7 @@ import functools
 from pathlib import Path
 
 REGISTRY = """
+standalone: true  # a whole taxonomy set, not a layer over the shipped one
 labels:
   cat: {name: cat, wikipedia: Cat, group: animals, description: A cat is a small furry carnivorous mammal kept as a pet.}
   dog: {name: dog, wikipedia: Dog, group: animals, description: A dog is a domesticated descendant of the wolf kept as a pet.}

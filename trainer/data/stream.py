@@ -58,8 +58,20 @@ def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
     shard_dir = storage.as_location(shard_dir)
     urls = [str(u) for u in storage.glob(shard_dir, f"{dataset}/{split}-*.tar")]
     if not urls:
-        raise NotFound(f"no shards match {storage.join(shard_dir, dataset, f'{split}-*.tar')}")
+        there = shard_splits(shard_dir, dataset)
+        found = f"; {dataset} has: {', '.join(there)}" if there else f"; no shards of {dataset} there at all"
+        raise NotFound(f"no shards match {storage.join(shard_dir, dataset, f'{split}-*.tar')}{found}")
     return urls
+
+
+def shard_splits(shard_dir, dataset: str) -> list[str]:
+    """The splits a dataset has shards of (from the names <split>-NNNNNN.tar)."""
+    import re
+
+    from pipeline import storage
+
+    names = (storage.name(u) for u in storage.glob(storage.as_location(shard_dir), f"{dataset}/*-*.tar"))
+    return sorted({m.group(1) for n in names if (m := re.fullmatch(r"(.+)-\d{6}\.tar", n))})
 
 
 def _open_shards(sources: Iterator[dict]) -> Iterator[dict]:

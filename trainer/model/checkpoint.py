@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from pipeline.errors import BadInput, NotFound
 from pipeline.safe_write import atomic_path
@@ -39,6 +39,14 @@ class RunSettings(BaseModel):
     short_edge: int = config_default("short_edge")
     crop: tuple[int, int] = config_default("crop")
     inference: str = "trainer"  # "authors": the SSIW release's own procedure (trainer/predict/authors.py)
+    taxonomies: list[str] = []  # the taxonomy folders the run trained with (class names for eval/segment)
+
+    @field_validator("taxonomies", mode="before")
+    @classmethod
+    def _folder_list(cls, value):  # the config holds one folder, a list of them, or nothing
+        if value is None:
+            return []
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
 
 
 @dataclass

@@ -64,16 +64,37 @@ def samples_from_root(tax, root: Path, split: str, limit: int | None):
         yield sample.key, image, target
 
 
-def class_names_for(dataset: str, k: int, taxonomies: Path | None = None) -> list[str]:
+def class_names_for(dataset: str, k: int, taxonomies: Path | None = None, label_space=None,
+                    table=None) -> list[str]:
+    """Each class's name: as the dataset's taxonomy spells it, else its registry label as the run
+    recorded it (a training dataset) or the table's lookup gives it; `class N` only when none knows."""
     try:
         from pipeline.taxonomy.load import load_taxonomy_set
 
         names = load_taxonomy_set(taxonomies).dataset(dataset).class_names
         if len(names) == k:
             return names
-    except SsiwError:  # a dataset without a (loadable) taxonomy: use indices
+    except SsiwError:  # a dataset without a (loadable) taxonomy: ask the run and the table
         pass
+    keys = label_space.labels.get(dataset) if label_space is not None else None
+    if (keys is None or len(keys) != k) and table is not None:
+        from trainer.model.label_space import class_label_keys
+
+        try:
+            keys = class_label_keys(table, dataset, taxonomies)
+        except SsiwError:
+            keys = None
+    if keys is not None and len(keys) == k and len(set(keys)) == k:
+        return [str(key) for key in keys]
     return [f"class {i}" for i in range(k)]
+
+
+def run_taxonomies(given, settings) -> list:
+    """The taxonomy folders to read class names from: the command's, else the ones the run trained with
+    (its config's `taxonomies`, when they are still there); the shipped set is always under them."""
+    if given:
+        return list(given) if isinstance(given, (list, tuple)) else [given]
+    return [Path(f) for f in settings.taxonomies if Path(f).is_dir()]
 
 
 def eval_class_labels(dataset: str, k: int, table=None, label_space=None,
@@ -102,7 +123,7 @@ def eval_class_labels(dataset: str, k: int, table=None, label_space=None,
 
 
 def seen_in_training(names: list[str], keys: list[str] | None, label_space) -> dict[str, bool] | None:
-    """Class name -> whether the checkpoint trained on its label (None: the checkpoint predates the record)."""
+    """Class name -> whether the checkpoint trained on its label (None: not known, see why_unseen)."""
     if not label_space.labels or keys is None:
         return None
     trained = set(label_space.trained_labels)
@@ -159,12 +180,17 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
         n += 1
     if n == 0:
         raise BadInput(f"no evaluation samples found for {dataset}")
-    names = class_names_for(dataset, k, taxonomies)
+    taxonomies = run_taxonomies(taxonomies, pred.settings)
+    names = class_names_for(dataset, k, taxonomies, pred.label_space, table)
     keys = eval_class_labels(dataset, k, table, pred.label_space, taxonomies)
     results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "protocol": protocol,
                "sliding": sliding, "flip": flip,
                "seen_in_training": seen_in_training(names, keys, pred.label_space),
                "held_out_in_training": list(pred.label_space.held_out)}
+    if results["seen_in_training"] is None:
+        results["seen_unknown_because"] = (
+            "the checkpoint predates the record of its training labels" if not pred.label_space.labels else
+            f"no taxonomy, table or training record gives the labels of {dataset}'s classes (give --taxonomies)")
     for m, (scales, _) in modes.items():
         iou = iou_from_confusion(conf[m])
         results[m] = {
@@ -179,7 +205,7 @@ def seen_summary(results: dict) -> str:
     """One line: which evaluated labels the model was trained on (not zero-shot) and which not."""
     seen = results.get("seen_in_training")
     if seen is None:
-        return "labels seen in training: unknown (the checkpoint does not record its training labels)"
+        return f"labels seen in training: unknown ({results.get('seen_unknown_because', 'not recorded')})"
     yes = [n for n, s in seen.items() if s]
     no = [n for n, s in seen.items() if not s]
     return (f"labels seen in training ({len(yes)}): {', '.join(yes) or 'none'}; "
@@ -202,7 +228,7 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     modes = [m for m in ("single_scale", "multi_scale") if m in results]
     table = Table(title=f"{results['dataset']}: {results['images']} images, "
                         f"{results.get('protocol', 'ours')} test protocol")
-    table.add_column("class")
+    table.add_column("class", overflow="fold")  # long class names fold: the table fits 80 columns
     for m in modes:
         table.add_column(f"IoU {m.replace('_', '-')}", justify="right")
     names = list(results[modes[0]]["per_class"])

@@ -24,7 +24,7 @@ def softmax_columns(space, taxonomies: Path | None = None) -> tuple[list[str], n
     found: list[list[str]] = [[] for _ in range(len(vectors))]
     for dataset, columns in space.columns.items():
         columns = np.asarray(columns)
-        for column, name in zip(columns.tolist(), class_names_for(dataset, len(columns), taxonomies)):
+        for column, name in zip(columns.tolist(), class_names_for(dataset, len(columns), taxonomies, space)):
             if name not in found[column]:
                 found[column].append(name)
     return ["/".join(n) if n else f"label {i}" for i, n in enumerate(found)], vectors

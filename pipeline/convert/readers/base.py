@@ -23,16 +23,20 @@ from pipeline.taxonomy.schema import DatasetTaxonomy
 class BadSample(SsiwError):
     """One input sample cannot be converted; the job quarantines it and goes on (or stops with --strict)."""
 
-    def __init__(self, path: str | Path, reason: str, unknown: list | tuple = ()):
+    def __init__(self, path: str | Path, reason: str, unknown: list | tuple = (),
+                 unknown_pixels: list[int] | None = None, pixels: int = 0):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
         # Raw values the taxonomy does not know (MIDs, category ids, label values), kept apart from
         # the prose so the end of a convert can tabulate them: value -> samples affected.
         self.unknown = [v.item() if hasattr(v, "item") else v for v in unknown]
+        # For label maps: pixels of each unknown value, and of the whole label (for pixel shares).
+        self.unknown_pixels = list(unknown_pixels) if unknown_pixels is not None else None
+        self.pixels = int(pixels)
 
     def __reduce__(self):  # picklable across Ray workers (Exception's default passes only args)
-        return (BadSample, (self.path, self.reason, self.unknown))
+        return (BadSample, (self.path, self.reason, self.unknown, self.unknown_pixels, self.pixels))
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class Sample:
     # writer then uses these instead of counting the label again.
     label_counts: np.ndarray | None = None
     pseudo_label: Any = None  # a shard_format.PseudoLabelSource when a model made the label
-    # What reading changed, by reason (boxes clipped or dropped, ...): summed into the convert summary.
+    # What reading did to this sample that the convert summary reports, summed over the split
+    # (boxes clipped or dropped by reason, pixels snapped to a palette colour, ...): description -> count.
     notes: dict[str, int] = field(default_factory=dict)
 
 

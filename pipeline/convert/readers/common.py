@@ -106,7 +106,8 @@ def map_raw(tax: DatasetTaxonomy, raw: np.ndarray, path: str | Path) -> np.ndarr
     try:
         return mapper_for(tax).map_array(raw)
     except UnknownRawValues as e:
-        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values) from None
+        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values,
+                        unknown_pixels=e.pixels, pixels=e.total) from None
 
 
 def map_label_image(
@@ -116,7 +117,8 @@ def map_label_image(
     try:
         return mapper_for(tax).map_label_image(im)
     except UnknownRawValues as e:
-        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values) from None
+        raise BadSample(path, f"{e.what} not in taxonomy {tax.name!r}: {e.values[:10]}", unknown=e.values,
+                        unknown_pixels=e.pixels, pixels=e.total) from None
 
 
 def make_sample(

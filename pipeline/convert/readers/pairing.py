@@ -322,9 +322,7 @@ def _pair_item(lay: _Layout, images: dict[MatchKey, Path], at: MatchKey, ann: Pa
     folders, m = at
     image = images.get(at) if m is not None else None
     if image is None:
-        image = guess_path(
-            lay.root, lay.spec.images, folders, lay.image_name(strip_suffix(ann.stem, lay.ann_suffix))
-        )
+        return _orphan_item(lay, folders, ann)
     return WorkItem(
         key=item_key(folders, strip_suffix(image.stem, lay.img_suffix)),
         image=str(image),
@@ -346,6 +344,19 @@ def _rival_items(lay: _Layout, at: MatchKey, paths: list[Path], ann: Path | None
                  f"{relative(label, lay.root)!r}: which one it labels is ambiguous, so none is converted (rename one)")
         items.append(_error_item(item_key(folders, base), image, label, lay.root, None, error))
     return items
+
+
+def _orphan_item(lay: _Layout, folders: Folders, ann: Path) -> WorkItem:
+    """A label file with no image: reported against the label file itself (the file that exists),
+    saying which image was looked for; never as a missing image under a made-up name."""
+    image = guess_path(lay.root, lay.spec.images, folders, lay.image_name(strip_suffix(ann.stem, lay.ann_suffix)))
+    if lay.pair_by == "number":
+        looked = f"an image with the same number matching {lay.spec.images!r}"
+    else:
+        looked = f"{relative(image, lay.root)}, pattern {lay.spec.images!r}"
+    # `index` is the file a planned error is reported against (see the format registry's read()).
+    return _error_item(item_key(folders, strip_suffix(image.stem, lay.img_suffix)), image, ann, lay.root, ann,
+                       f"no image for this label file (looked for {looked})")
 
 
 def _unlabelled_item(lay: _Layout, at: MatchKey, image: Path) -> WorkItem:
