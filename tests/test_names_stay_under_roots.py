@@ -16,6 +16,7 @@ from pipeline.taxonomy.load import validate_folder
 from pipeline.taxonomy.schema import SplitSpec
 
 REGISTRY = """
+standalone: true
 labels:
   road: {name: road, wikipedia: Road, group: ground, description: A road is a paved way for vehicles.}
 """

@@ -100,7 +100,8 @@ def test_checkpoint_records_labels_and_eval_lists_seen_ones(shard_dir, tmp_path)
                                    "--table", str(table_path), "--multi-scales", "", "--out", str(out)])
     assert res.exit_code == 0, res.output
     results = json.loads((out / "results.json").read_text())
-    assert results["seen_in_training"] == {"class 0": True, "class 1": True, "class 2": False, "class 3": True}
+    # the classes are named by the labels the run recorded (no taxonomy knows dataset "a")
+    assert results["seen_in_training"] == {"class_0": True, "class_1": True, "class_2": False, "class_3": True}
     assert results["held_out_in_training"] == ["class_2"]
     # evaluating a training dataset with held-out classes needs the table (those classes have no vector)
     res = CliRunner().invoke(app, ["eval", str(ckpt), "--dataset", "a", "--shards", str(shard_dir)])

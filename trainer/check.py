@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import SsiwError
+from pipeline.errors import NotFound, SsiwError
 from trainer.config import PRETRAINED_BACKBONES, TrainConfig, load_config, pretrained_howto
 
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin")
@@ -109,21 +109,23 @@ def _weights(cfg: TrainConfig, report: CheckReport) -> None:
 
 
 def _init(cfg: TrainConfig, table, report: CheckReport) -> None:
-    import numpy as np
 
-    from trainer.model.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import RunCheckpoint
 
     if cfg.init is None:
         return
     try:
-        state = load_checkpoint(cfg.init)
+        ckpt = RunCheckpoint.load(cfg.init)
+    except NotFound:  # a fine-tuning recipe names the run it starts from before that run is trained
+        report.missing.append(f"init: {cfg.init}: not trained yet (train the run it names first)")
+        return
     except SsiwError as e:
         report.problems.append(f"init: {e}")
         return
-    theirs = state["config"].get("model")
+    theirs = ckpt.settings.model
     if theirs != cfg.model:
         report.problems.append(f"init: {cfg.init} holds a {theirs!r} network but `model:` is {cfg.model!r}")
-    dim = int(np.asarray(state["label_space"]["vectors"]).shape[1])
+    dim = ckpt.dim
     if table is not None and dim != table.dim:
         report.problems.append(f"init: {cfg.init} outputs {dim}-d embeddings but the table's are {table.dim}-d "
                                "(embed with the run's text encoder)")
