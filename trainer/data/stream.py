@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import BadInput, NotFound
 from pipeline.shard_format import SampleError, Supervision
-from pipeline.shards.read import SkippedSample, expand_shards
+from pipeline.shards.read import SkippedSample, expand_shards, find_shards  # noqa: F401 -- trainer.train imports find_shards here
 from trainer.data.augment import AugmentParams, decode_sample
 
 # Raw samples (encoded bytes) held per dataset per loader worker. Shards are random samples of their
@@ -45,33 +44,6 @@ class Source:
     rows: np.ndarray | None = None  # label-table row of each class index
     supervision: str | None = None  # treat pixel labels as "dense" or "coarse" whatever the shards say
     held_out: np.ndarray | None = None  # class indices whose pixels become ignore and whose boxes are dropped
-
-
-def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
-    """The tars of one dataset split, e.g. shards/ade20k-150/training-000000.tar or s3://bucket/prefix/..."""
-    from pipeline import storage
-
-    shard_dir = storage.as_location(shard_dir)
-    urls = [str(u) for u in storage.glob(shard_dir, f"{dataset}/{split}-*.tar")]
-    if not urls:
-        raise NotFound(f"no shards match {storage.join(shard_dir, dataset, f'{split}-*.tar')}")
-    return urls
-
-
-def _open_shards(sources: Iterator[dict]) -> Iterator[dict]:
-    """webdataset stage: open each shard URL, local or in object storage, through fsspec (pipeline.storage)."""
-    from pipeline import storage
-
-    for source in sources:
-        with storage.open_read(source["url"]) as stream:
-            yield {**source, "stream": stream}
-
-
-def tar_samples() -> list:
-    """webdataset stages from shard URLs to raw samples (dict of member bytes per key)."""
-    from webdataset.tariterators import group_by_keys, tar_file_expander
-
-    return [_open_shards, tar_file_expander, group_by_keys]
 
 
 def slot_sequence(ratios: list[float], slots: int) -> Iterator[list[int]]:
@@ -110,8 +82,9 @@ def _mix_seed(*parts: int) -> int:
 
 def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int,
                 on_skip=None) -> Iterator[dict]:
-    """Endless raw samples (bytes per member) of one dataset for this rank and worker. Unreadable
-    tar members are reported to on_skip (a SkippedSample) and the stream goes on."""
+    """Endless raw samples (bytes per member) of one dataset for this rank and worker, read through
+    pipeline.shards.read: samples it cannot give are reported to on_skip (a SkippedSample) and the
+    stream goes on."""
     import random
 
     import webdataset as wds
