@@ -122,10 +122,10 @@ def _grouped_members(url: str, on_skip: OnSkip, broken: list[str], locate: bool)
                 key, suffix = split_member_name(info.name)
                 if key.startswith("__") or not suffix:
                     continue  # tar metadata members, not samples
-                data = tar.extractfile(info).read()
                 if current is not None and current["__key__"] != key:
-                    yield current
+                    yield current  # whole before this member's bytes are read: a cut there cannot cost it
                     current = None
+                data = tar.extractfile(info).read()
                 if current is None:
                     current = {"__key__": key, "__url__": url}
                     if locate:
