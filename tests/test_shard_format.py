@@ -109,7 +109,13 @@ def test_records_without_checksums_keep_their_bytes_and_still_read():
 
 
 def test_names_beside_the_tars():
-    from pipeline.shard_format import manifest_name, quarantine_name, shard_pattern, split_member_name, split_of_shard
+    from pipeline.shard_format import (
+        manifest_name,
+        quarantine_name,
+        shard_pattern,
+        split_member_name,
+        split_of_shard,
+    )
 
     assert (manifest_name("training"), quarantine_name("training")) == ("training.manifest.parquet",
                                                                         "training.quarantine.jsonl")

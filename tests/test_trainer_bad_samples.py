@@ -8,10 +8,11 @@ import tarfile
 
 import pytest
 
+from pipeline.shards.read import find_shards
 from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
-from trainer.data.stream import Source, StreamSpec, find_shards, iterate_batches, make_loader
+from trainer.data.stream import Source, StreamSpec, iterate_batches, make_loader
 from trainer.train import BadSampleLimit, run_training
 
 SMALL = AugmentParams(short_edge=40, scale=(0.8, 1.2), crop=(32, 32))
