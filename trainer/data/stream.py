@@ -12,9 +12,11 @@ number of loader workers gives the same batches.
 
 Bad samples: a sample that cannot be decoded is replaced in its batch by a blank one (black image,
 every pixel ignored, no boxes), which adds nothing to any loss. The batch keeps its size, so ranks
-stay in step and a resumed run skips the same raw samples without decoding them. Each batch carries
-the samples it skipped (`skipped`) and how many raw samples it read (`read`), for the trainer's
-accounting and limit.
+stay in step and a resumed run skips the same raw samples without decoding them. Samples the shard
+reader (pipeline.shards.read) cannot give at all (a member failing its CRC32, a broken or cut-short
+tar) never reach a batch; the next raw sample takes their place. Each batch carries the samples
+skipped while it was read (`skipped`, both kinds) and how many raw samples it read (`read`, skipped
+ones included), for the trainer's accounting and limit.
 """
 
 from __future__ import annotations
