@@ -156,3 +156,18 @@ def test_eval_skips_and_reports_a_damaged_sample_and_a_truncated_shard(tmp_path)
     assert "image cannot be decoded" in named[(urls[0], garbled)]
     assert named[(urls[1], cut_key)].startswith("tar cannot be read past this member")
     assert "2 unreadable samples skipped" in result.output
+
+
+@pytest.mark.timeout(120)
+def test_loader_workers_check_manifests_after_the_parent_did(converted):
+    """The trainer reads a first sample in the parent before its loader forks workers; a worker must
+    not hang on what the parent's manifest read left behind (polars' thread pool does not survive a fork)."""
+    from trainer.data.augment import AugmentParams
+    from trainer.data.stream import Source, StreamSpec, make_loader
+
+    [url] = find_shards(converted, "toy", "train")
+    assert next(iter(tar_samples(url, print)))["__key__"] == manifest_keys(url)[0]
+    spec = StreamSpec([Source("toy", [url])], batch_size=2, batches=3, shuffle_buffer=0,
+                      augment=AugmentParams(short_edge=24, scale=(1.0, 1.0), crop=(16, 16)))
+    batches = list(make_loader(spec, num_workers=1))
+    assert len(batches) == 3 and all(b["skipped"] == [] for b in batches)

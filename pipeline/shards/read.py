@@ -22,6 +22,7 @@ the same places.
 from __future__ import annotations
 
 import functools
+import os
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -66,16 +67,21 @@ def split_shards(dataset_dir: storage.Location, split: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _manifest_shards(manifest: str, size: int):
-    """(shard, key) columns of a split's manifest. Cached, since every read of every shard of the
-    split asks; the size in the cache key makes a rewritten manifest a new entry."""
-    return storage.read_parquet(storage.as_location(manifest)).select("shard", "key")
+def _manifest_shards(manifest: str, size: int, pid: int):
+    """(shard, key) columns of a split's manifest as an Arrow table. Cached, since every read of
+    every shard of the split asks; the size makes a rewritten manifest a new entry. The pid keeps a
+    loader worker from using what its parent read before the fork, and pyarrow reads it on this
+    thread: polars' thread pool does not survive a fork, so a worker using it would hang."""
+    import pyarrow.parquet as pq
+
+    with storage.open_read(storage.as_location(manifest)) as f:
+        return pq.read_table(f, columns=["shard", "key"], use_threads=False)
 
 
 def manifest_keys(url: str) -> list[str] | None:
     """The keys the split's manifest lists for this shard, in tar order; None without a manifest
     (synthetic or hand-made shards)."""
-    import polars as pl
+    import pyarrow.compute as pc
 
     location = storage.as_location(url)
     name = storage.name(location)
@@ -84,8 +90,8 @@ def manifest_keys(url: str) -> list[str] | None:
         size = storage.size(manifest)
     except FileNotFoundError:
         return None
-    table = _manifest_shards(str(manifest), size)
-    return table.filter(pl.col("shard") == name)["key"].to_list()
+    table = _manifest_shards(str(manifest), size, os.getpid())
+    return table.filter(pc.equal(table["shard"], name))["key"].to_pylist()
 
 
 def tar_samples(url: str, on_skip: OnSkip, *, locate: bool = False) -> Iterator[dict]:
