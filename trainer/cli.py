@@ -211,6 +211,7 @@ def pseudo_label(
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
     """Label a dataset's images with a run and write them as coarse training shards (or label PNGs)."""
+    from pipeline import storage
     from pipeline.convert.plan import parse_size
     from trainer.model.checkpoint import load_checkpoint
     from trainer.predict.pseudo_label import (
@@ -243,7 +244,6 @@ def pseudo_label(
             raise BadInput(f"{dataset}: no split {split!r} (it lists: {', '.join(source_tax.splits)})")
         images, where = source_tax.splits[split].images, root
     else:
-        from pipeline import storage
         from pipeline.shard_format import shard_pattern
         from pipeline.shards.read import split_shards
 
@@ -251,7 +251,9 @@ def pseudo_label(
         if not split_shards(where, split):
             raise NotFound(f"no shards match {storage.join(where, images)}")
     tax = output_taxonomy(out_name, space, split, images)
-    reader = PseudoLabelReader(labeller, source_tax, shards=None if shards is None else str(where))
+    # Local shards are planned from the root the runner resolves; object storage has no local root.
+    remote = shards is not None and storage.is_remote(where)
+    reader = PseudoLabelReader(labeller, source_tax, shards=str(where) if remote else None)
     if png_dir is not None:
         summary = write_pngs(reader, tax, where, split, png_dir)
         typer.echo(f"{summary['folder']}: {summary['written']} label PNGs written, {summary['kept']} kept from "
