@@ -81,8 +81,6 @@ def _manifest_shards(manifest: str, size: int, pid: int):
 def manifest_keys(url: str) -> list[str] | None:
     """The keys the split's manifest lists for this shard, in tar order; None without a manifest
     (synthetic or hand-made shards)."""
-    import pyarrow.compute as pc
-
     location = storage.as_location(url)
     name = storage.name(location)
     manifest = storage.join(storage.parent(location), manifest_name(split_of_shard(name)))
@@ -90,6 +88,8 @@ def manifest_keys(url: str) -> list[str] | None:
         size = storage.size(manifest)
     except FileNotFoundError:
         return None
+    import pyarrow.compute as pc
+
     table = _manifest_shards(str(manifest), size, os.getpid())
     return table.filter(pc.equal(table["shard"], name))["key"].to_pylist()
 
