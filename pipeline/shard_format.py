@@ -1,5 +1,6 @@
-"""The shard format (shards/README.md), in one place: member names, the JSON record, the key rule,
-the supervision kinds, and reading a raw WebDataset sample back.
+"""The shard format (shards/README.md), in one place: member names, the names of the files beside
+the tars, the JSON record, the key rule, member checksums, the supervision kinds, and reading a raw
+WebDataset sample back.
 
 The converter writes through it, the trainer reads through it, and the test and benchmark shard
 writers use it too, so a record can only have the fields the README lists.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -26,6 +28,31 @@ IMAGE_EXTS = ("jpg", "png")
 LABEL = "label.png"
 RECORD = "json"
 BOX_EMBEDDINGS = "boxemb.npy"
+
+# Files beside the tars: per split `<split>-NNNNNN.tar` shards, a manifest and a quarantine report; one
+# index per shard folder (over every dataset in it).
+INDEX_FILE = "index.parquet"
+MANIFEST_SUFFIX = ".manifest.parquet"
+QUARANTINE_SUFFIX = ".quarantine.jsonl"
+
+
+def manifest_name(split: str) -> str:
+    return f"{split}{MANIFEST_SUFFIX}"
+
+
+def quarantine_name(split: str) -> str:
+    return f"{split}{QUARANTINE_SUFFIX}"
+
+
+def shard_pattern(split: str) -> str:
+    """Glob of a split's tars inside its dataset folder."""
+    return f"{split}-*.tar"
+
+
+def split_of_shard(file_name: str) -> str:
+    """'training-000003.tar' -> 'training' (split names may hold '-'; the shard number never does)."""
+    return file_name.rsplit("-", 1)[0]
+
 
 KEY_RULE = "letters, digits, '-' and '_'"
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
@@ -61,6 +88,16 @@ def check_key(key: str) -> str:
     if not KEY_PATTERN.fullmatch(key):
         raise ValueError(f"key {key!r} may hold only {KEY_RULE}")
     return key
+
+
+def split_member_name(name: str) -> tuple[str, str]:
+    """The key rule for reading: 'dir/abc-000001.label.png' -> ('dir/abc-000001', 'label.png'). The
+    extension starts at the first dot of the file name, since keys never hold dots."""
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    if dot < 0:
+        return name, ""
+    return name[:dot], name[dot + 1 :]
 
 
 def sanitize_key(text: str) -> str:
@@ -102,14 +139,45 @@ class ShardRecord(BaseModel):
     box_embedding_encoder: str | None  # the open_clip spec when KEY.boxemb.npy is present
     sources: dict[str, str]  # role ("image", "annotation") -> file name, relative to the dataset root
     pseudo_label: PseudoLabelSource | None = None  # only in `ssiw pseudo-label` output
+    # Member suffix -> CRC32 of its bytes (8 hex digits), set by sample_members; None in older shards.
+    crc32: dict[str, str] | None = None
 
     def to_json(self) -> bytes:
-        # Sorted keys and json's default separators: the bytes every shard so far was written with
-        # (pseudo_label appears only when set, so converted shards keep their bytes).
+        # Sorted keys and json's default separators. The optional fields appear only when set, so a
+        # record without them has the bytes shards were written with before those fields existed.
         data = self.model_dump(mode="json")
-        if data["pseudo_label"] is None:
-            del data["pseudo_label"]
+        for optional in ("pseudo_label", "crc32"):
+            if data[optional] is None:
+                del data[optional]
         return json.dumps(data, sort_keys=True).encode()
+
+
+def crc32_hex(data: bytes) -> str:
+    return f"{zlib.crc32(data):08x}"
+
+
+def checksum_problem(raw: dict) -> str | None:
+    """Why a raw sample's members do not match the CRC32s its record lists, or None when they do (or
+    the record lists none: shards written before the field, or a record parse_sample will reject).
+
+    A flipped byte in a JPEG's scan data still decodes, into wrong pixels; only a checksum notices."""
+    record = raw.get(RECORD)
+    if record is None:
+        return None
+    try:
+        sums = json.loads(record).get("crc32")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(sums, dict):
+        return None
+    for suffix, expected in sorted(sums.items()):
+        data = raw.get(suffix)
+        if data is None:
+            return f"member .{suffix} is listed in the record's crc32 but missing"
+        actual = crc32_hex(data)
+        if actual != expected:
+            return f"member .{suffix} is damaged: CRC32 {actual}, the record says {expected}"
+    return None
 
 
 def box_embeddings_bytes(vectors: np.ndarray) -> bytes:
@@ -125,13 +193,15 @@ def sample_members(
     key: str, image_ext: str, image: bytes, record: ShardRecord, label_png: bytes | None = None,
     box_embeddings: bytes | None = None,
 ) -> list[tuple[str, bytes]]:
-    """The tar members of one sample, in the README's order."""
+    """The tar members of one sample, in the README's order; the record lists each other member's CRC32."""
     members = [(f"{check_key(key)}.{image_ext}", image)]
     if label_png is not None:
         members.append((f"{key}.{LABEL}", label_png))
-    members.append((f"{key}.{RECORD}", record.to_json()))
     if box_embeddings is not None:
         members.append((f"{key}.{BOX_EMBEDDINGS}", box_embeddings))
+    sums = {split_member_name(name)[1]: crc32_hex(data) for name, data in members}
+    record_member = (f"{key}.{RECORD}", record.model_copy(update={"crc32": sums}).to_json())
+    members.insert(len(members) - (box_embeddings is not None), record_member)  # before .boxemb.npy
     return members
 
 

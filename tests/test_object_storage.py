@@ -192,7 +192,7 @@ def test_missing_bucket_is_a_clear_error_before_any_work(toy_root, s3_endpoint):
 
 
 def test_missing_s3_prefix_is_a_clear_error(s3_bucket):
-    from trainer.data.stream import find_shards
+    from pipeline.shards.read import find_shards
 
     with pytest.raises(FileNotFoundError, match=f"{s3_bucket}/nothing/toy/train-"):
         find_shards(f"{s3_bucket}/nothing", "toy", "train")

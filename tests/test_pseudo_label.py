@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.shard_format import parse_sample
+from pipeline.shards.read import shard_samples
 from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.config import TrainConfig
 from trainer.train import run_training
@@ -32,14 +33,9 @@ def trained(tmp_path_factory):
 
 
 def _samples(tar_paths):
-    out = {}
-    for path in tar_paths:
-        with tarfile.open(path) as tf:
-            raw: dict = {}
-            for m in tf:
-                key, _, suffix = m.name.partition(".")
-                raw.setdefault(key, {"__key__": key})[suffix] = tf.extractfile(m).read()
-        out.update({k: parse_sample(v) for k, v in raw.items()})
+    skipped = []
+    out = {raw["__key__"]: parse_sample(raw) for raw in shard_samples(map(str, tar_paths), skipped.append)}
+    assert skipped == []
     return out
 
 
@@ -81,6 +77,41 @@ def test_pseudo_label_shards_record_the_run_and_train_with_ld(trained, tmp_path)
     summary = run_training(cfg, table=tiny_table(SIZES), progress=False)
     assert summary["step"] == 2
     assert all("ld" in h and "hd" not in h for h in summary["history"])  # coarse supervision: L_LD
+
+
+def test_pseudo_label_reads_source_shards_from_s3(trained, tmp_path, s3_bucket):
+    import fsspec
+
+    shards, run = trained
+    fsspec.filesystem("s3", skip_instance_cache=True).put(str(shards / "a"), f"{s3_bucket}/src/a", recursive=True)
+    out = tmp_path / "pseudo"
+    said = _invoke(run, "--shards", f"{s3_bucket}/src", "--dataset", "a", "--split", "training", "--out", out)
+    assert "8 samples, 0 quarantined" in said
+    made = _samples(sorted((out / "a-pseudo").glob("training-*.tar")))
+    truth = _samples(sorted((shards / "a").glob("training-*.tar")))
+    assert set(made) == set(truth)
+    for key, s in made.items():
+        assert s.image == truth[key].image and s.record.pseudo_label.from_dataset == "a"
+        assert s.record.sources == {"image": truth[key].record.sources["image"]}
+
+
+def test_damaged_source_samples_are_quarantined_with_the_readers_reason(trained, tmp_path):
+    import shutil
+
+    shards, run = trained
+    copy = tmp_path / "src"
+    shutil.copytree(shards / "a", copy / "a")
+    tar = min((copy / "a").glob("training-*.tar"))
+    with tarfile.open(tar) as tf:
+        image = tf.getmembers()[0]  # the first sample's image
+    data = bytearray(tar.read_bytes())
+    data[image.offset_data + image.size // 2] ^= 0x10
+    tar.write_bytes(bytes(data))
+    out = tmp_path / "pseudo"
+    said = _invoke(run, "--shards", copy, "--dataset", "a", "--split", "training", "--out", out)
+    assert "7 samples, 1 quarantined" in said
+    [entry] = [json.loads(line) for line in (out / "a-pseudo" / "training.quarantine.jsonl").read_text().splitlines()]
+    assert entry["file"] == str(tar) and "member .png is damaged: CRC32" in entry["reason"]
 
 
 def test_rerun_keeps_finished_shards_and_redoes_a_missing_one(trained, tmp_path):

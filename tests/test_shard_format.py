@@ -9,6 +9,8 @@ from pipeline.shard_format import (
     Supervision,
     box_embeddings_bytes,
     check_key,
+    checksum_problem,
+    crc32_hex,
     parse_sample,
     sample_members,
     sanitize_key,
@@ -48,7 +50,9 @@ def test_members_in_readme_order_and_read_back():
     members = sample_members("img_1", "jpg", b"JPEG", record, None, box_embeddings_bytes(vectors))
     assert [name for name, _ in members] == ["img_1.jpg", "img_1.json", "img_1.boxemb.npy"]
     sample = parse_sample(_raw(members))
-    assert sample.record == record and sample.record.supervision is Supervision.box
+    sums = {"jpg": crc32_hex(b"JPEG"), "boxemb.npy": crc32_hex(box_embeddings_bytes(vectors))}
+    assert sample.record == record.model_copy(update={"crc32": sums})
+    assert sample.record.supervision is Supervision.box
     assert (sample.key, sample.image, sample.image_ext, sample.label_png) == ("img_1", b"JPEG", "jpg", None)
     assert sample.box_embeddings.dtype == np.float32 and np.array_equal(sample.box_embeddings, vectors)
 
@@ -82,3 +86,39 @@ def test_key_rule_and_supervision_codes():
         sample_members("a.b", "png", b"", _record())
     assert sanitize_key("frankfurt_000000.left 8bit") == "frankfurt_000000_left_8bit"
     assert [s.code for s in (Supervision.dense, Supervision.coarse, Supervision.box)] == [0, 1, 2]
+
+
+def test_record_lists_each_members_crc32_and_a_flipped_byte_is_named():
+    members = sample_members("k", "jpg", b"\xff\xd8JPEG-SCAN-DATA", _record(), b"LABEL")
+    raw = _raw(members)
+    record = parse_sample(raw).record
+    assert record.crc32 == {"jpg": crc32_hex(b"\xff\xd8JPEG-SCAN-DATA"), "label.png": crc32_hex(b"LABEL")}
+    assert checksum_problem(raw) is None
+    flipped = bytearray(raw["jpg"])
+    flipped[5] ^= 0x01
+    assert checksum_problem({**raw, "jpg": bytes(flipped)}) == (
+        f"member .jpg is damaged: CRC32 {crc32_hex(bytes(flipped))}, the record says {record.crc32['jpg']}")
+    assert checksum_problem({k: v for k, v in raw.items() if k != "label.png"}) == (
+        "member .label.png is listed in the record's crc32 but missing")
+
+
+def test_records_without_checksums_keep_their_bytes_and_still_read():
+    assert b"crc32" not in _record().to_json()  # the README example: written before the field existed
+    old = {"__key__": "k", "png": b"PNG", "label.png": b"LABEL", "json": _record().to_json()}
+    assert checksum_problem(old) is None and parse_sample(old).record.crc32 is None
+
+
+def test_names_beside_the_tars():
+    from pipeline.shard_format import (
+        manifest_name,
+        quarantine_name,
+        shard_pattern,
+        split_member_name,
+        split_of_shard,
+    )
+
+    assert (manifest_name("training"), quarantine_name("training")) == ("training.manifest.parquet",
+                                                                        "training.quarantine.jsonl")
+    assert shard_pattern("val") == "val-*.tar" and split_of_shard("train-extra-000003.tar") == "train-extra"
+    assert split_member_name("dir/abc-000001.label.png") == ("dir/abc-000001", "label.png")
+    assert split_member_name("README") == ("README", "")

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.demo.corpus import CorpusSize, write_corpus
 from pipeline.shards import preview as pv
+from pipeline.shards.read import first_samples
 
 WINDOW = (1280, 1600)
 DATA_URI = re.compile(r"src='data:image/jpeg;base64,([A-Za-z0-9+/=]+)'")
@@ -95,7 +96,9 @@ def test_only_named_datasets_and_clear_error_for_unknown(converted, tmp_path):
 def test_boxes_are_outlined_in_their_class_colour(converted):
     _, shards, _ = converted
     tar = min((shards / "demo-objects365").glob("train-*.tar"))
-    members = next(iter(pv.read_first_samples(tar, {_first_key(tar)}).values()))
+    skipped = []
+    members = next(iter(first_samples(str(tar), {_first_key(tar)}, skipped.append).values()))
+    assert skipped == []
     record = json.loads(members["json"])
     assert members["__key__"] == _first_key(tar)
     assert record["boxes"], "the demo's box set has boxes"
@@ -110,6 +113,29 @@ def test_boxes_are_outlined_in_their_class_colour(converted):
     assert np.abs(edge - colours[c]).mean() < 40  # close to the class colour (JPEG blurs it a little)
     changed = np.abs(a - b).sum(axis=2) > 60
     assert changed.any() and changed.mean() < 0.5  # outlines only, not the whole image
+
+
+def test_a_damaged_sample_is_listed_as_unreadable_not_drawn(converted, tmp_path):
+    import tarfile
+
+    out, shards, _ = converted
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    tar = min((copy / "demo-ade").glob("training-*.tar"))
+    key = _first_key(tar)
+    with tarfile.open(tar) as t:
+        image = next(m for m in t.getmembers() if m.name.startswith(f"{key}.") and m.name.endswith((".jpg", ".png")))
+    data = bytearray(tar.read_bytes())
+    data[image.offset_data + image.size // 2] ^= 0x10  # one bit of the image's bytes
+    tar.write_bytes(bytes(data))
+    html = tmp_path / "damaged.html"
+    result = invoke("shards", "preview", "demo-ade", "--out", copy, "--taxonomies", out / "taxonomies",
+                    "--cache", out / "no-cache", "--html", html, "--n", "6")
+    assert result.exit_code == 0, result.output
+    section = _section(html.read_text(), "demo-ade")
+    assert "Unreadable in the shards: 1" in section and f"<td>{key}</td>" in section
+    assert f"member .{image.name.split('.', 1)[1]} is damaged: CRC32" in section
+    assert len(DATA_URI.findall(section)) == 5 and f"/{key} (" not in section  # the other five are drawn
 
 
 def _first_key(tar: Path) -> str:

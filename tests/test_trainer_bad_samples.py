@@ -1,5 +1,5 @@
 """One bad sample must not end a run: real corrupt tars (a member cut short, JPEG bytes that do not
-decode) are skipped and named, counted in the logs and TensorBoard, resume still replays the same
+decode, a flipped bit that decodes into wrong pixels) are skipped and named, counted in the logs and TensorBoard, resume still replays the same
 steps, and only past the configured share of bad samples does training stop, with a clear error."""
 
 import io
@@ -8,10 +8,11 @@ import tarfile
 
 import pytest
 
+from pipeline.shards.read import find_shards
 from tests.support.synthetic import SyntheticSpec, tiny_table, write_synthetic_dataset
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
-from trainer.data.stream import Source, StreamSpec, find_shards, iterate_batches, make_loader
+from trainer.data.stream import Source, StreamSpec, iterate_batches, make_loader
 from trainer.train import BadSampleLimit, run_training
 
 SMALL = AugmentParams(short_edge=40, scale=(0.8, 1.2), crop=(32, 32))
@@ -29,15 +30,35 @@ def _rewrite(path, members):
             tar.addfile(info, io.BytesIO(data))
 
 
+def _flip_scan_byte(jpeg: bytes) -> bytes:
+    """One bit flipped halfway through the entropy-coded scan: the JPEG still decodes, into wrong pixels."""
+    start = jpeg.index(b"\xff\xda")  # start of scan
+    at = start + (len(jpeg) - start) // 2
+    return jpeg[:at] + bytes([jpeg[at] ^ 0x10]) + jpeg[at + 1 :]
+
+
 def corrupt_shards(root, dataset):
-    """Shard 1: the second sample's JPEG is garbage. Shard 2: the file ends inside its third sample."""
+    """Shard 0: a bit of the first sample's JPEG scan data flipped (it still decodes). Shard 1: the
+    second sample's JPEG is garbage, and its record predates checksums (nothing to verify it against).
+    Shard 2: the file ends inside its third sample."""
     urls = find_shards(root, dataset, "training")
+    members = _members(urls[0])
+    first_jpg = next(i for i, (m, _) in enumerate(members) if m.name.endswith(".jpg"))
+    flipped_info, jpeg = members[first_jpg]
+    members[first_jpg] = (flipped_info, _flip_scan_byte(jpeg))
+    _rewrite(urls[0], members)
+    flipped_key = flipped_info.name.split(".")[0]
+
     members = _members(urls[1])
     jpgs = [i for i, (m, _) in enumerate(members) if m.name.endswith(".jpg")]
     bad_info, _ = members[jpgs[1]]
     members[jpgs[1]] = (bad_info, b"\xff\xd8\xff\xe0 this is not a JPEG stream" * 3)
-    _rewrite(urls[1], members)
     bad_jpeg_key = bad_info.name.split(".")[0]
+    record_at = next(i for i, (m, _) in enumerate(members) if m.name == f"{bad_jpeg_key}.json")
+    record = json.loads(members[record_at][1])
+    record.pop("crc32", None)  # as written before shards carried checksums
+    members[record_at] = (members[record_at][0], json.dumps(record, sort_keys=True).encode())
+    _rewrite(urls[1], members)
 
     with open(urls[2], "rb") as f:
         data = f.read()
@@ -49,7 +70,7 @@ def corrupt_shards(root, dataset):
     _, start, size = next(o for o in offsets if o[0].startswith(third))
     with open(urls[2], "wb") as f:
         f.write(data[: start + size // 2])  # cut in the middle of that member's bytes
-    return {"bad_jpeg": (urls[1], bad_jpeg_key), "truncated": (urls[2], third)}
+    return {"flipped": (urls[0], flipped_key), "bad_jpeg": (urls[1], bad_jpeg_key), "truncated": (urls[2], third)}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +105,24 @@ def test_stream_skips_and_names_both_kinds_of_bad_sample(dirty, workers):
         for i, key in enumerate(b["keys"]):
             if key == bad["bad_jpeg"][1]:
                 assert (b["target"][i] == -1).all() and (b["image"][i] == 0).all()
-    assert sum(b["read"] for b in batches) == 48 + sum(1 for s in skipped if "tar" in s["reason"])
+    # samples the shard reader gave up on never reach a batch; each counts as read
+    from_reader = [s for s in skipped if "cannot be decoded" not in s["reason"]]
+    assert sum(b["read"] for b in batches) == 48 + len(from_reader)
+
+
+def test_flipped_jpeg_bytes_are_skipped_and_named_not_trained_as_garbled_pixels(dirty):
+    from PIL import Image
+
+    root, bad = dirty
+    shard, key = bad["flipped"]
+    with tarfile.open(shard) as tar:
+        jpeg = tar.extractfile(f"{key}.jpg").read()
+    Image.open(io.BytesIO(jpeg)).convert("RGB")  # decodes without complaint: only the checksum can tell
+    batches = list(iterate_batches(_spec(root)))
+    skipped = [s for b in batches for s in b["skipped"] if s["key"] == key]
+    assert skipped and all(s["shard"] == shard for s in skipped)
+    assert all(s["reason"].startswith("member .jpg is damaged: CRC32 ") for s in skipped)
+    assert key not in {k for b in batches for k in b["keys"]}
 
 
 def test_resume_skip_replays_the_same_batches_over_bad_samples(dirty):
@@ -114,7 +152,7 @@ def test_training_survives_bad_samples_and_resume_matches(dirty, tmp_path, worke
     assert full["step"] == 10 and full["samples_skipped"] > 0
     lines = [json.loads(x) for x in (cfg.run_dir / "skipped-rank0.jsonl").read_text().splitlines()]
     assert len(lines) == full["samples_skipped"]
-    assert {(x["shard"], x["key"]) for x in lines} <= {bad["bad_jpeg"], bad["truncated"]}
+    assert {(x["shard"], x["key"]) for x in lines} <= {bad["flipped"], bad["bad_jpeg"], bad["truncated"]}
     assert all(x["reason"] and x["step"] >= 1 for x in lines)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from pipeline.shards.read import find_shards
 from tests.support.synthetic import SyntheticSpec, TinyTable, tiny_table, write_synthetic_dataset
 from trainer.config import TrainConfig, load_config
 from trainer.data.augment import AugmentParams
-from trainer.data.stream import Source, StreamSpec, find_shards, iterate_batches
+from trainer.data.stream import Source, StreamSpec, iterate_batches
 from trainer.model.label_space import LabelSpace
 from trainer.train import build_label_space, run_training
 

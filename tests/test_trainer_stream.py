@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from pipeline.shard_format import SampleError, ShardRecord, sample_members
+from pipeline.shards.read import find_shards
 from tests.support.synthetic import SyntheticSpec, write_synthetic_dataset
 from trainer.data.augment import AugmentParams, decode_sample
-from trainer.data.stream import Source, StreamSpec, batch_counts, find_shards, iterate_batches, make_loader
+from trainer.data.stream import Source, StreamSpec, batch_counts, iterate_batches, make_loader
 
 SMALL = AugmentParams(short_edge=48, scale=(0.75, 1.25), crop=(32, 32))
 

@@ -143,7 +143,7 @@ def _held_out(cfg: TrainConfig, taxset, table, report: CheckReport) -> None:
 
 
 def _shards(cfg: TrainConfig, usable: list[int], report: CheckReport) -> None:
-    from trainer.data.stream import find_shards
+    from pipeline.shards.read import find_shards
 
     for i in usable:
         d = cfg.datasets[i]

@@ -99,6 +99,7 @@ def evaluate(
     """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
     from trainer.predict.evaluate import (
         evaluate_checkpoint,
+        print_skip,
         samples_from_root,
         samples_from_shards,
         write_report,
@@ -111,15 +112,21 @@ def evaluate(
         from trainer.train import load_embedding_table
 
         tab = load_embedding_table(table)
+    skipped = []  # unreadable samples, reported as read and counted in results.json, as training does
+
+    def report_skip(sample) -> None:
+        print_skip(sample)
+        skipped.append(sample)
+
     if shards is not None:
-        samples = samples_from_shards(shards, dataset, split, limit)
+        samples = samples_from_shards(shards, dataset, split, limit, on_skip=report_skip)
     else:
         from pipeline.taxonomy.load import load_taxonomy_set
 
         samples = samples_from_root(load_taxonomy_set(taxonomies).dataset(dataset), root, split, limit)
     results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
                                   multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
-                                  taxonomies=taxonomies, protocol=protocol)
+                                  taxonomies=taxonomies, protocol=protocol, skipped=skipped)
     base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
     paths = write_report(results, out or base / f"eval-{dataset}-{split}")
     typer.echo(f"wrote {paths['json']} and {paths['chart']}")
@@ -215,7 +222,8 @@ def import_ssiw(
 def pseudo_label(
     run: Annotated[Path, typer.Argument(help="run folder or checkpoint that predicts the labels")],
     dataset: Annotated[str, typer.Option(help="the dataset whose images are labelled")],
-    shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
+    shards: Annotated[str | None, typer.Option(
+        help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
     root: Annotated[Path | None, typer.Option(help="or: the dataset's root, read through its taxonomy's format")] = None,
     split: Annotated[str, typer.Option(help="split to label")] = "train",
     out: Annotated[Path | None, typer.Option(help="shard folder to write <name>/<split>-*.tar into")] = None,
@@ -233,6 +241,7 @@ def pseudo_label(
         help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
 ) -> None:
     """Label a dataset's images with a run and write them as coarse shards (or label PNGs)."""
+    from pipeline import storage
     from pipeline.convert.plan import parse_size
     from trainer.model.checkpoint import RunCheckpoint
     from trainer.predict.pseudo_label import (
@@ -263,11 +272,16 @@ def pseudo_label(
             raise BadInput(f"{dataset}: no split {split!r} (it lists: {', '.join(source_tax.splits)})")
         images, where = source_tax.splits[split].images, root
     else:
-        images, where = f"{split}-*.tar", shards / dataset
-        if not sorted(where.glob(images)):
-            raise NotFound(f"no shards match {where / images}")
+        from pipeline.shard_format import shard_pattern
+        from pipeline.shards.read import split_shards
+
+        images, where = shard_pattern(split), storage.join(storage.as_location(shards), dataset)
+        if not split_shards(where, split):
+            raise NotFound(f"no shards match {storage.join(where, images)}")
     tax = output_taxonomy(out_name, output, split, images)
-    reader = PseudoLabelReader(labeller, source_tax)
+    # Local shards are planned from the root the runner resolves; object storage has no local root.
+    remote = shards is not None and storage.is_remote(where)
+    reader = PseudoLabelReader(labeller, source_tax, shards=str(where) if remote else None)
     if png_dir is not None:
         summary = write_pngs(reader, tax, where, split, png_dir)
         typer.echo(f"{summary['folder']}: {summary['written']} label PNGs written, {summary['kept']} kept from "

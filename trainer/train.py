@@ -18,9 +18,10 @@ import numpy as np
 
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
+from pipeline.shards.read import find_shards
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
-from trainer.data.stream import Source, StreamSpec, find_shards, make_loader
+from trainer.data.stream import Source, StreamSpec, make_loader
 from trainer.model.checkpoint import RunCheckpoint, TrainingState
 from trainer.model.label_space import LabelSpace, classes_present
 from trainer.model.normalise import normalise_images

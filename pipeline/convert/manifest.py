@@ -14,17 +14,18 @@ from pipeline.convert.shard import read_part
 from pipeline.errors import NotFound
 from pipeline.names import path_name
 from pipeline.safe_write import atomic_path, write_text_atomic
+from pipeline.shard_format import INDEX_FILE, MANIFEST_SUFFIX, manifest_name, quarantine_name
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
-INDEX_FILE = "index.parquet"
+__all__ = ["INDEX_FILE", "assemble_split", "build_index", "manifest_path", "quarantine_path"]
 
 
 def manifest_path(out_ds: storage.Location, split: str) -> storage.Location:
-    return storage.join(out_ds, f"{path_name(split, 'split name')}.manifest.parquet")
+    return storage.join(out_ds, manifest_name(path_name(split, "split name")))
 
 
 def quarantine_path(out_ds: storage.Location, split: str) -> storage.Location:
-    return storage.join(out_ds, f"{path_name(split, 'split name')}.quarantine.jsonl")
+    return storage.join(out_ds, quarantine_name(path_name(split, "split name")))
 
 
 def _manifest_schema():
@@ -85,7 +86,7 @@ def build_index(out_dir: storage.Location) -> storage.Location:
     """shards/index.parquet: one row per (dataset, split, shard) over every manifest under out_dir."""
     import polars as pl
 
-    manifests = storage.glob(out_dir, "*/*.manifest.parquet")
+    manifests = storage.glob(out_dir, f"*/*{MANIFEST_SUFFIX}")
     frames = [storage.read_parquet(p) for p in manifests]
     columns = {"dataset": pl.Utf8, "split": pl.Utf8, "shard": pl.Utf8, "supervision": pl.Utf8,
                "samples": pl.UInt32, "bytes": pl.Int64}

@@ -2,7 +2,8 @@
 
 Per dataset: a grid of samples with the label map drawn over the image (boxes for box data), a legend of
 the classes shown with display names and label sentences, the class histogram from the manifest, and the
-quarantined samples with their reasons. Images are inline data: URIs, so the page is a single file.
+quarantined samples with their reasons, and the samples the shard reader had to skip (a damaged tar
+or member). Images are inline data: URIs, so the page is a single file.
 
 Only the first samples of each split are read (tars are streamed and closed as soon as enough samples
 are in), so a preview of a 1 GB shard in object storage costs a few MB of reads.
@@ -14,7 +15,6 @@ import base64
 import html
 import io
 import json
-import tarfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +22,8 @@ import numpy as np
 from pipeline import storage
 from pipeline.errors import NotFound
 from pipeline.palette import palette as class_palette
-from pipeline.shard_format import ShardRecord, parse_sample
+from pipeline.shard_format import MANIFEST_SUFFIX, SampleError, ShardRecord, parse_sample, quarantine_name
+from pipeline.shards.read import first_samples
 
 THUMB_WIDTH = 240
 OVERLAY_ALPHA = 0.5
@@ -61,6 +62,7 @@ class DatasetPreview:
     histogram_uri: str = ""
     quarantine: list[dict] = field(default_factory=list)
     quarantined: int = 0
+    unreadable: list[dict] = field(default_factory=list)  # samples the shard reader skipped: shard, key, reason
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -69,33 +71,17 @@ def _data_uri(data: bytes, mime: str) -> str:
 
 def dataset_names(shard_dir: storage.Location) -> list[str]:
     """Datasets that have at least one manifest under the shard folder."""
-    found = storage.glob(shard_dir, "*/*.manifest.parquet")
+    found = storage.glob(shard_dir, f"*/*{MANIFEST_SUFFIX}")
     return sorted({storage.name(str(p).rsplit("/", 1)[0]) for p in found})
 
 
 def _manifests(shard_dir: storage.Location, dataset: str):
     import polars as pl
 
-    paths = storage.glob(storage.join(shard_dir, dataset), "*.manifest.parquet")
+    paths = storage.glob(storage.join(shard_dir, dataset), f"*{MANIFEST_SUFFIX}")
     if not paths:
         raise NotFound(f"no manifests for {dataset!r} under {shard_dir}: run `ssiw convert` first")
     return pl.concat([storage.read_parquet(p) for p in paths])
-
-
-def read_first_samples(shard: storage.Location, keys: set[str]) -> dict[str, dict[str, bytes]]:
-    """Raw samples (member suffix -> bytes, and "__key__") of the wanted keys from one tar, streamed;
-    stops once every wanted key is complete."""
-    found: dict[str, dict[str, bytes]] = {}
-    with storage.open_read(shard) as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for member in tar:
-            key, _, suffix = member.name.partition(".")
-            if key not in keys:
-                if found.keys() >= keys:
-                    break  # samples are sorted by key and members grouped: the wanted ones are all read
-                continue
-            data = tar.extractfile(member)
-            found.setdefault(key, {"__key__": key})[suffix] = data.read() if data else b""
-    return found
 
 
 def palette(k: int) -> np.ndarray:
@@ -160,12 +146,19 @@ def histogram_png(per_class, names: list[str], colours: np.ndarray, title: str) 
 def _quarantine(shard_dir: storage.Location, dataset: str, splits: list[str]) -> list[dict]:
     entries = []
     for split in splits:
-        path = storage.join(shard_dir, dataset, f"{split}.quarantine.jsonl")
+        path = storage.join(shard_dir, dataset, quarantine_name(split))
         if storage.exists(path):
             for line in storage.read_text(path).splitlines():
                 if line.strip():
                     entries.append({"split": split, **json.loads(line)})
     return entries
+
+
+def _read_wanted(url: str, keys: set[str]) -> tuple[dict[str, dict], list[dict]]:
+    """The wanted samples of one tar, and what the shard reader skipped on the way."""
+    skipped: list[dict] = []
+    members = first_samples(url, keys, lambda x: skipped.append(x.as_dict()))
+    return members, skipped
 
 
 def choose_samples(manifests, n: int):
@@ -193,11 +186,19 @@ def preview_dataset(shard_dir: storage.Location, dataset: str, n: int, texts: di
     chosen = choose_samples(manifests, n)
     for (split, shard), group in chosen.group_by(["split", "shard"], maintain_order=True):
         keys = group["key"].to_list()
-        members = read_first_samples(storage.join(shard_dir, dataset, shard), set(keys))
+        url = str(storage.join(shard_dir, dataset, shard))
+        members, skipped = _read_wanted(url, set(keys))
+        preview.unreadable += skipped
         for key in keys:
             if key not in members:
-                raise NotFound(f"{storage.join(shard_dir, dataset, shard)}: sample {key} is in the manifest but not in the tar")
-            jpeg, record = draw_sample(members[key], colours)
+                if not any(x["key"] == key for x in skipped):
+                    raise NotFound(f"{url}: sample {key} is in the manifest but not in the tar")
+                continue
+            try:
+                jpeg, record = draw_sample(members[key], colours)
+            except SampleError as err:  # a record the trainer would skip too
+                preview.unreadable.append({"shard": url, "key": key, "reason": str(err)})
+                continue
             preview.thumbs.append(Thumb(key, split, _data_uri(jpeg, "image/jpeg"), record.classes_present,
                                         record.width, record.height))
     shown = sorted({c for t in preview.thumbs for c in t.classes})
@@ -272,6 +273,12 @@ def render_html(previews: list[DatasetPreview], source: str) -> str:
         if p.histogram_uri:
             parts.append(f"<img class='hist' src='{p.histogram_uri}' alt='class histogram of {e(p.dataset)}'>")
         parts.append("</div>")
+        if p.unreadable:
+            parts.append(f"<h3>Unreadable in the shards: {len(p.unreadable)}</h3><table><tr><th>shard</th><th>key</th>"
+                         "<th>reason</th></tr>")
+            for u in p.unreadable:
+                parts.append(f"<tr><td>{e(storage.name(u['shard']))}</td><td>{e(u['key'])}</td><td>{e(u['reason'])}</td></tr>")
+            parts.append("</table>")
         if p.quarantine:
             more = f" (first {len(p.quarantine)} shown)" if p.quarantined > len(p.quarantine) else ""
             parts.append(f"<h3>Quarantined: {p.quarantined}{more}</h3><table><tr><th>split</th><th>key</th>"

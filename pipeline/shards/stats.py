@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import storage
-from pipeline.convert.manifest import INDEX_FILE, quarantine_path
 from pipeline.errors import NotFound
+from pipeline.shard_format import INDEX_FILE, MANIFEST_SUFFIX, quarantine_name
 
 
 def load_manifests(out_dir: storage.Location):
     import polars as pl
 
-    paths = storage.glob(out_dir, "*/*.manifest.parquet")
+    paths = storage.glob(out_dir, f"*/*{MANIFEST_SUFFIX}")
     if not paths:
         raise NotFound(f"no manifests under {out_dir}: run `ssiw convert` first")
     return pl.concat([storage.read_parquet(p) for p in paths])
@@ -31,7 +31,7 @@ def dataset_table(out_dir: storage.Location, manifests):
     )
     quarantined = []
     for d, s in zip(per_split["dataset"], per_split["split"]):
-        q = quarantine_path(storage.join(out_dir, d), s)
+        q = storage.join(out_dir, d, quarantine_name(s))
         quarantined.append(len(storage.read_text(q).splitlines()) if storage.exists(q) else 0)
     return per_split.with_columns(pl.Series("quarantined", quarantined))
 

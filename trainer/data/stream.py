@@ -12,16 +12,17 @@ number of loader workers gives the same batches.
 
 Bad samples: a sample that cannot be decoded is replaced in its batch by a blank one (black image,
 every pixel ignored, no boxes), which adds nothing to any loss. The batch keeps its size, so ranks
-stay in step and a resumed run skips the same raw samples without decoding them. Each batch carries
-the samples it skipped (`skipped`) and how many raw samples it read (`read`), for the trainer's
-accounting and limit.
+stay in step and a resumed run skips the same raw samples without decoding them. Samples the shard
+reader (pipeline.shards.read) cannot give at all (a member failing its CRC32, a broken or cut-short
+tar) never reach a batch; the next raw sample takes their place. Each batch carries the samples
+skipped while it was read (`skipped`, both kinds) and how many raw samples it read (`read`, skipped
+ones included), for the trainer's accounting and limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -49,45 +50,6 @@ class Source:
     fraction: float = 1.0  # share of the split's samples trained on: a seeded subset (trainer/data/subsample.py)
     subsample_seed: int = 0
     require_box_embeddings: bool = False  # box samples must carry CLIP image embeddings (KEY.boxemb.npy)
-
-
-def find_shards(shard_dir: str | Path, dataset: str, split: str) -> list[str]:
-    """The tars of one dataset split, e.g. shards/ade20k-150/training-000000.tar or s3://bucket/prefix/..."""
-    from pipeline import storage
-
-    shard_dir = storage.as_location(shard_dir)
-    urls = [str(u) for u in storage.glob(shard_dir, f"{dataset}/{split}-*.tar")]
-    if not urls:
-        there = shard_splits(shard_dir, dataset)
-        found = f"; {dataset} has: {', '.join(there)}" if there else f"; no shards of {dataset} there at all"
-        raise NotFound(f"no shards match {storage.join(shard_dir, dataset, f'{split}-*.tar')}{found}")
-    return urls
-
-
-def shard_splits(shard_dir, dataset: str) -> list[str]:
-    """The splits a dataset has shards of (from the names <split>-NNNNNN.tar)."""
-    import re
-
-    from pipeline import storage
-
-    names = (storage.name(u) for u in storage.glob(storage.as_location(shard_dir), f"{dataset}/*-*.tar"))
-    return sorted({m.group(1) for n in names if (m := re.fullmatch(r"(.+)-\d{6}\.tar", n))})
-
-
-def _open_shards(sources: Iterator[dict]) -> Iterator[dict]:
-    """webdataset stage: open each shard URL, local or in object storage, through fsspec (pipeline.storage)."""
-    from pipeline import storage
-
-    for source in sources:
-        with storage.open_read(source["url"]) as stream:
-            yield {**source, "stream": stream}
-
-
-def tar_samples() -> list:
-    """webdataset stages from shard URLs to raw samples (dict of member bytes per key)."""
-    from webdataset.tariterators import group_by_keys, tar_file_expander
-
-    return [_open_shards, tar_file_expander, group_by_keys]
 
 
 def slot_sequence(ratios: list[float], slots: int) -> Iterator[list[int]]:
@@ -126,8 +88,9 @@ def _mix_seed(*parts: int) -> int:
 
 def raw_samples(urls: list[str], seed: int, resampled: bool, shuffle_buffer: int,
                 on_skip=None) -> Iterator[dict]:
-    """Endless raw samples (bytes per member) of one dataset for this rank and worker. Unreadable
-    tar members are reported to on_skip (a SkippedSample) and the stream goes on."""
+    """Endless raw samples (bytes per member) of one dataset for this rank and worker, read through
+    pipeline.shards.read: samples it cannot give are reported to on_skip (a SkippedSample) and the
+    stream goes on."""
     import random
 
     import webdataset as wds

@@ -124,8 +124,9 @@ class LabelSpace:
 def classes_present(shard_dir, dataset: str, split: str) -> set[int] | None:
     """Class indices that occur in a converted split, from its manifest (None without one)."""
     from pipeline import storage
+    from pipeline.shard_format import manifest_name
 
-    manifest = storage.join(storage.as_location(shard_dir), dataset, f"{split}.manifest.parquet")
+    manifest = storage.join(storage.as_location(shard_dir), dataset, manifest_name(split))
     if not storage.exists(manifest):
         return None
     column = storage.read_parquet(manifest).get_column("classes_present")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from pipeline.errors import BadInput, SsiwError
 from pipeline.safe_write import save_figure, write_text_atomic
+from pipeline.shards.read import OnSkip, SkippedSample
 from trainer.predict.predictor import Predictor
 
 
@@ -29,21 +31,34 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
-def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: int | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    import webdataset as wds
-
+def samples_from_shards(shard_dir: str | Path, dataset: str, split: str, limit: int | None,
+                        on_skip: OnSkip | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(key, image, target) of a split's shards, read through pipeline.shards.read. A sample that
+    cannot be read or decoded is skipped and reported to on_skip (default: a line on stderr), as
+    training does; `limit` counts the samples yielded."""
+    from pipeline.shard_format import SampleError
+    from pipeline.shards.read import find_shards, shard_samples
     from trainer.data.augment import AugmentParams, decode_sample
-    from trainer.data.stream import find_shards, tar_samples
 
+    report = on_skip or print_skip
     urls = find_shards(shard_dir, dataset, split)
-    pipeline = wds.DataPipeline(wds.SimpleShardList(urls), *tar_samples())
-    for i, raw in enumerate(pipeline):
-        if limit is not None and i >= limit:
+    yielded = 0
+    for raw in shard_samples(urls, report):
+        if limit is not None and yielded >= limit:
             return
-        s = decode_sample(raw, np.random.default_rng(0), AugmentParams.none())
+        try:
+            s = decode_sample(raw, np.random.default_rng(0), AugmentParams.none())
+        except SampleError as e:
+            report(SkippedSample(raw["__url__"], raw["__key__"], str(e)))
+            continue
         if s.supervision == "box":
             raise BadInput(f"{urls[0]}: {dataset} has box supervision; mIoU needs dense labels")
+        yielded += 1
         yield s.key, s.image, s.target
+
+
+def print_skip(skipped: SkippedSample) -> None:
+    print(f"[ssiw] skipped unreadable sample: {json.dumps(skipped.as_dict())}", file=sys.stderr, flush=True)
 
 
 def samples_from_root(tax, root: Path, split: str, limit: int | None):
@@ -160,8 +175,10 @@ def _protocol_predictions(pred: Predictor, protocol: str, vecs, single: list[int
 def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray | None = None, table=None,
                         single_scale: int | None = None, multi_scales=(480, 720, 1080), sliding: bool = False,
                         flip: bool = False, predictor: Predictor | None = None,
-                        taxonomies: Path | None = None, protocol: str = "ours") -> dict:
-    """mIoU single-scale and multi-scale over (key, image, target) samples, by `protocol` (PROTOCOLS)."""
+                        taxonomies: Path | None = None, protocol: str = "ours",
+                        skipped: list[SkippedSample] | None = None) -> dict:
+    """mIoU single-scale and multi-scale over (key, image, target) samples, by `protocol` (PROTOCOLS).
+    `skipped` is the list the samples' reader appends what it skipped to; the results count and name them."""
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     pred = predictor or Predictor.from_checkpoint(checkpoint)
@@ -186,7 +203,8 @@ def evaluate_checkpoint(checkpoint, dataset: str, samples, vectors: np.ndarray |
     results = {"checkpoint": str(checkpoint), "dataset": dataset, "images": n, "protocol": protocol,
                "sliding": sliding, "flip": flip,
                "seen_in_training": seen_in_training(names, keys, pred.label_space),
-               "held_out_in_training": list(pred.label_space.held_out)}
+               "held_out_in_training": list(pred.label_space.held_out),
+               "samples_skipped": len(skipped or []), "skipped": [x.as_dict() for x in skipped or []]}
     if results["seen_in_training"] is None:
         results["seen_unknown_because"] = (
             "the checkpoint predates the record of its training labels" if not pred.label_space.labels else
@@ -239,6 +257,10 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     console = Console()
     console.print(table)
     console.print(seen_summary(results))
+    if results.get("samples_skipped"):
+        console.print(f"{results['samples_skipped']} unreadable samples skipped (each named in {paths['json']}):")
+        for x in results["skipped"][:10]:
+            console.print(f"  {x['shard']}: {x['key']}: {x['reason']}", highlight=False)
 
     fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(names)), 4))
     width = 0.8 / len(modes)

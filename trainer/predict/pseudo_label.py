@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.convert.readers.base import BadSample, Sample, WorkItem
 from pipeline.convert.shard import ShardOptions
 from pipeline.errors import BadInput
@@ -98,35 +98,41 @@ def output_taxonomy(name: str, output: OutputLabels, split: str, images: str) ->
 
 # --- where the images come from ----------------------------------------------------------------
 
-def plan_from_shards(folder: Path, split: str):
-    """One item per sample of `<folder>/<split>-*.tar`: the tar, the image member's offset and size."""
-    tars = sorted(Path(folder).glob(f"{split}-*.tar"))
-    for tar in tars:
-        samples: dict[str, dict] = {}
-        with tarfile.open(tar) as tf:
-            for member in tf:
-                key, _, suffix = member.name.partition(".")
-                entry = samples.setdefault(key, {})
-                if suffix in IMAGE_EXTS:
-                    entry.update(offset=member.offset_data, size=member.size, ext=suffix)
-                elif suffix == RECORD:
-                    f = tf.extractfile(member)
-                    entry["record"] = json.loads(f.read()) if f else {}
-        for key, entry in samples.items():
-            image = entry.get("record", {}).get("sources", {}).get("image") or f"{tar.name}:{key}"
-            if "offset" not in entry:
-                yield WorkItem(key, str(tar), sources={"image": image},
-                               error=f"sample {key}: no image member in the shard")
-                continue
-            yield WorkItem(key, str(tar), extra={"offset": entry["offset"], "size": entry["size"], "ext": entry["ext"]},
-                           sources={"image": image})
+def plan_from_shards(folder: storage.Location, split: str):
+    """One item per sample of the split's tars in `folder` (local or s3://), read through
+    pipeline.shards.read: the tar, the image member's offset and size. A sample the reader has to
+    skip (damaged member, broken or cut-short tar) becomes an item that read() quarantines with the
+    reader's reason."""
+    from pipeline.shards.read import split_shards, tar_samples
+
+    for url in split_shards(folder, split):
+        skipped = []
+        for raw in tar_samples(url, skipped.append, locate=True):
+            yield _shard_item(url, raw)
+        for x in skipped:
+            key = sanitize_key(x.key.rsplit("/", 1)[-1])
+            yield WorkItem(key, url, sources={"image": f"{storage.name(url)}:{key}"}, error=f"sample {key}: {x.reason}")
+
+
+def _shard_item(url: str, raw: dict) -> WorkItem:
+    key = raw["__key__"]
+    try:
+        record = json.loads(raw.get(RECORD, b"{}"))
+    except ValueError:
+        record = {}
+    image = record.get("sources", {}).get("image") or f"{storage.name(url)}:{key}"
+    ext = next((e for e in IMAGE_EXTS if e in raw), None)
+    if ext is None:
+        return WorkItem(key, url, sources={"image": image}, error=f"sample {key}: no image member in the shard")
+    offset, size = raw["__members__"][ext]
+    return WorkItem(key, url, extra={"offset": offset, "size": size, "ext": ext}, sources={"image": image})
 
 
 def _image_bytes(item: WorkItem) -> tuple[bytes, str]:
     if item.error:
         raise BadSample(item.image, item.error)
-    if "offset" in item.extra:  # a member of a source shard
-        with open(item.image, "rb") as f:
+    if "offset" in item.extra:  # a member of a source shard, local or in object storage
+        with storage.open_read(item.image) as f:
             f.seek(item.extra["offset"])
             data = f.read(item.extra["size"])
         if len(data) != item.extra["size"]:
@@ -145,10 +151,11 @@ class PseudoLabelReader:
     labeller: Labeller
     source_tax: DatasetTaxonomy | None = None  # images under a dataset root, planned by its own reader
     options: frozenset = frozenset()
+    shards: str | None = None  # or: the source dataset's shard folder, local or s3:// (root is then unused)
 
     def plan(self, tax: DatasetTaxonomy, root: Path, split: str):
         if self.source_tax is None:
-            yield from plan_from_shards(root, split)
+            yield from plan_from_shards(self.shards or root, split)
             return
         from pipeline.convert.readers import get_reader
 
@@ -170,16 +177,24 @@ class PseudoLabelReader:
                       pseudo_label=self.labeller.source())
 
 
-def write_shards(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: Path, split: str, out: Path,
+def write_shards(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: storage.Location, split: str, out: Path,
                  shard_bytes: int, use_ray: bool = False, progress: bool = True):
+    import tempfile
+
     from pipeline.convert.runner import convert_split
 
     options = PseudoOptions(labelling=reader.labeller.fingerprint())
-    return convert_split(tax, reader, root, split, out, shard_bytes=shard_bytes, options=options, use_ray=use_ray,
-                         progress=progress)
+    if not storage.is_remote(root):
+        return convert_split(tax, reader, Path(root), split, out, shard_bytes=shard_bytes, options=options,
+                             use_ray=use_ray, progress=progress)
+    # The runner checks for a local dataset root; shards in object storage have none and the reader
+    # plans from reader.shards, so an empty folder stands in for it.
+    with tempfile.TemporaryDirectory(prefix="ssiw-pseudo-") as stand_in:
+        return convert_split(tax, reader, Path(stand_in), split, out, shard_bytes=shard_bytes, options=options,
+                             use_ray=use_ray, progress=progress)
 
 
-def write_pngs(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: Path, split: str, out: Path,
+def write_pngs(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: storage.Location, split: str, out: Path,
                progress: bool = True) -> dict:
     """`<out>/<key>.png` label maps, `classes.txt` (one name per index) and `errors.jsonl`.
 
@@ -203,7 +218,7 @@ def write_pngs(reader: PseudoLabelReader, tax: DatasetTaxonomy, root: Path, spli
     remove_stale_temps(out)  # left by a killed run
     write_atomic(stamp, json.dumps(mine, indent=2).encode())
     write_atomic(out / "classes.txt", ("\n".join(tax.class_names) + "\n").encode())
-    items = sorted(reader.plan(tax, Path(root), split), key=lambda it: it.key)
+    items = sorted(reader.plan(tax, root, split), key=lambda it: it.key)
     done = skipped = 0
     errors = []
     for item in tqdm(items, desc=f"{tax.name}/{split}", unit="img", disable=not progress):
