@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from trainer.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIGS = sorted((ROOT / "trainer" / "configs").glob("*.yaml"))
 
 

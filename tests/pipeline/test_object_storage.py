@@ -84,7 +84,7 @@ def test_sigkill_midway_then_rerun_keeps_finished_shards_and_removes_stale_temps
         f"convert_split(toy_taxonomy(), TOY_READER, Path(sys.argv[1]), 'train', sys.argv[2], shard_bytes={SMALL}, progress=False)"
     )
     env = {**os.environ, "TOY_READ_DELAY": "0.15"}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(toy_root), out, str(Path(__file__).parent)], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(toy_root), out, str(Path(__file__).parents[1])], env=env)
     parts = out.removeprefix("s3://") + "/toy/.parts"
     fs = s3()
     deadline = time.time() + 60

@@ -19,7 +19,7 @@ from trainer.data.corrupt import KINDS, corrupt
 from trainer.model.networks import ProcessSyncBatchNorm, build_model, convert_sync_batch_norm
 from trainer.train import build_optimizer, param_groups
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_hrnet_w48_uses_the_hrnetv2_branch_outputs():

@@ -16,7 +16,7 @@ from pipeline.convert.layouts.openimages import COLUMNS as OI_HEADER
 from pipeline.convert.readers import BadSample, get_reader
 from pipeline.convert.readers.openimages_v6 import masks_of
 
-REAL_ROWS = Path(__file__).parent / "data" / "openimages-v6" / "train-annotations-object-segmentation.csv"
+REAL_ROWS = Path(__file__).parents[2] / "data" / "openimages-v6" / "train-annotations-object-segmentation.csv"
 
 
 def _layout(root: Path, tax, split: str, rows: list[list[str]], size=(32, 24)) -> Path:

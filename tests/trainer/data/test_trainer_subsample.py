@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from pipeline.errors import BadInput, NotFound
+from pipeline.shards.read import find_shards
 from tests.support.synthetic import SyntheticSpec, write_synthetic_dataset
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
-from trainer.data.stream import Source, StreamSpec, find_shards, iterate_batches
+from trainer.data.stream import Source, StreamSpec, iterate_batches
 from trainer.data.subsample import fraction_for, keep_share, split_size, subsample
 from trainer.train import kept_fraction, with_epochs
 

@@ -198,7 +198,7 @@ def test_sigkill_midway_then_rerun_finishes(toy_root: Path, tmp_path: Path, refe
         f"convert_split(toy_taxonomy(), TOY_READER, Path(sys.argv[1]), 'train', Path(sys.argv[2]), shard_bytes={SMALL}, progress=False)"
     )
     env = {**os.environ, "TOY_READ_DELAY": "0.15"}
-    proc = subprocess.Popen([sys.executable, "-c", script, str(toy_root), str(out), str(Path(__file__).parent)], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(toy_root), str(out), str(Path(__file__).parents[2])], env=env)
     parts = out / "toy" / ".parts"
     deadline = time.time() + 60
     while time.time() < deadline and not (parts.is_dir() and list(parts.glob("*.json"))):

@@ -18,7 +18,7 @@ from trainer.data.stream import Source, StreamSpec, iterate_batches
 from trainer.model.label_space import LabelSpace
 from trainer.train import build_label_space, run_training
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = AugmentParams(short_edge=40, scale=(1.0, 1.0), crop=(40, 40), flip=False, jitter=0, blur_prob=0,
                       box_min_visible=0.0)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from support.layout import place, shipped
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"
 NOT_LOOPBACK = ("0.0.0.0:", "*:", "[::]:")
 

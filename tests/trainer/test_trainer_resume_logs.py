@@ -19,7 +19,7 @@ from trainer.model.checkpoint import latest_checkpoint
 from trainer.run_log import cut_jsonl, cut_losses_csv
 from trainer.train import run_training
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEPS, EVERY = 40, 8
 
 

@@ -3,7 +3,7 @@ training config's, and a decoded sample and the blank standing in for an unreada
 
 import numpy as np
 
-from tests.test_trainer_stream import _raw_sample
+from tests.trainer.data.test_trainer_stream import _raw_sample
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams, DecodedSample, decode_sample
 from trainer.data.stream import collate

@@ -8,7 +8,7 @@ import torch
 
 from trainer.config import load_config
 
-CONFIGS = Path(__file__).resolve().parent.parent / "trainer" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "trainer" / "configs"
 PAPER = {"ssiw-paper.yaml": "segformer-b5", "hrnet-paper.yaml": "hrnet-w48"}
 NINE = {"ade20k-150", "mapillary-vistas-v1.2", "coco-panoptic-133", "idd", "bdd100k", "cityscapes", "sunrgbd",
         "openimages-v6-seg", "objects365-v2"}

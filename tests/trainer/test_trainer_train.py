@@ -109,7 +109,7 @@ def test_config_errors_name_the_file_and_field(tmp_path):
     path.write_text("shards: s\ndatasets: []\nbatch_size: 0\n")
     with pytest.raises(ValueError, match="bad.yaml.*datasets.*batch_size"):
         load_config(path)
-    example = load_config(os.path.join(os.path.dirname(__file__), "..", "trainer", "configs", "example.yaml"))
+    example = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "trainer", "configs", "example.yaml"))
     assert example.model == "segformer-b5" and example.lr == pytest.approx(6e-5)
 
 
