@@ -85,12 +85,17 @@ def _manifest_shards(manifest: str, size: int, pid: int):
     import pyarrow.parquet as pq
 
     with storage.open_read(storage.as_location(manifest)) as f:
+        columns = set(pq.read_schema(f).names)
+        if not {"shard", "key"} <= columns:
+            return None
+        f.seek(0)
         return pq.read_table(f, columns=["shard", "key"], use_threads=False)
 
 
 def manifest_keys(url: str) -> list[str] | None:
     """The keys the split's manifest lists for this shard, in tar order; None without a manifest
-    (synthetic or hand-made shards)."""
+    (synthetic or hand-made shards) or with one that lacks the shard and key columns (only a
+    converted manifest says which tar holds which key)."""
     location = storage.as_location(url)
     name = storage.name(location)
     manifest = storage.join(storage.parent(location), manifest_name(split_of_shard(name)))
@@ -101,6 +106,8 @@ def manifest_keys(url: str) -> list[str] | None:
     import pyarrow.compute as pc
 
     table = _manifest_shards(str(manifest), size, os.getpid())
+    if table is None:
+        return None
     return table.filter(pc.equal(table["shard"], name))["key"].to_pylist()
 
 
