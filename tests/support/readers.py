@@ -47,6 +47,18 @@ def read_all(tax, root: Path, split: str):
     return items, [reader.read(tax, item) for item in items]
 
 
+def outcome(tax, root, split) -> tuple[dict, dict]:
+    """(key -> Sample, key -> BadSample) for every planned item, as the converter would read them."""
+    reader = get_reader(tax.format)
+    good, bad = {}, {}
+    for item in reader.plan(tax, root, split):
+        try:
+            good[item.key] = reader.read(tax, item)
+        except BadSample as e:
+            bad[item.key] = e
+    return good, bad
+
+
 def check_sample(sample, image_path: Path) -> None:
     assert sample.image_bytes == image_path.read_bytes()
     with Image.open(image_path) as im:

@@ -10,22 +10,11 @@ from pathlib import Path
 import numpy as np
 from support.generated import jpeg, png, write_openimages
 from support.layout import place, shipped
-
-from pipeline.convert.readers import BadSample, get_reader
+from support.readers import outcome
 
 BOM = b"\xef\xbb\xbf"
 
 
-def outcome(tax, root: Path, split: str) -> tuple[dict, dict]:
-    """(key -> Sample, key -> BadSample) for every planned item, as the converter would read them."""
-    reader = get_reader(tax.format)
-    good, bad = {}, {}
-    for item in reader.plan(tax, root, split):
-        try:
-            good[item.key] = reader.read(tax, item)
-        except BadSample as e:
-            bad[item.key] = e
-    return good, bad
 
 
 # --- Objects365 -------------------------------------------------------------------------------------

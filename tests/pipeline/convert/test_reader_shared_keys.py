@@ -7,19 +7,7 @@ import numpy as np
 import pytest
 from support.generated import jpeg, png
 from support.layout import place, shipped
-
-from pipeline.convert.readers import BadSample, get_reader
-
-
-def outcome(tax, root, split):
-    reader = get_reader(tax.format)
-    good, bad = {}, {}
-    for item in reader.plan(tax, root, split):
-        try:
-            good[item.key] = reader.read(tax, item)
-        except BadSample as e:
-            bad[item.key] = e
-    return good, bad
+from support.readers import outcome
 
 
 def label(value: int) -> bytes:
