@@ -193,9 +193,9 @@ def plan_split(
     split: str,
     target_bytes: int,
     options: str = "",
-    store: Path | None = None,
+    store: Path | str | None = None,
 ) -> Plans:
-    """Plan a split into shards. With `store` (a folder), the plan is written there and each shard
+    """Plan a split into shards. With `store` (a folder or object-store prefix), the plan is written there and each shard
     carries only a reference to its row group; without, items travel inline in the ShardPlans."""
     import numpy as np
 
@@ -226,7 +226,7 @@ def plan_split(
         else:
             items = [planned[i] for i in order]
         return Plans(cut_shards(tax, split, items, sizes.tolist(), target_bytes, options), notes)
-    prints = plan_store.write(Path(store), planned, np.asarray(order, dtype=np.int64), groups, sizes, options)
+    prints = plan_store.write_to(store, planned, np.asarray(order, dtype=np.int64), groups, sizes, options)
     del planned, keys, order
     _release_freed_memory()
     return Plans(
