@@ -84,13 +84,18 @@ def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
             )
 
 
-def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
-    """Remove this split's stale temps and shards beyond the plan; return the shards still to do."""
+def remove_split_temps(out_ds: storage.Location, split: str) -> None:
+    """Remove the temps of this split's shards, parts, manifest and quarantine file."""
     # Only this split's names: another job may be converting another split into the same folder.
     finals = (manifest_path(out_ds, split), quarantine_path(out_ds, split))
     ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(storage.name(f)) for f in finals)]))
     remove_stale_temps(out_ds, ours)
     remove_stale_temps(storage.join(out_ds, PARTS_DIR), ours)
+
+
+def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
+    """Remove this split's stale temps and shards beyond the plan; return the shards still to do."""
+    remove_split_temps(out_ds, split)
     # Every job rewrites the shared index at its end, in seconds: an hour-old temp of it is dead.
     remove_stale_temps(storage.parent(out_ds), re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
     for index, path in split_files(out_ds, split):
@@ -125,31 +130,15 @@ def _storage_env(out_dir) -> dict:
     return {"runtime_env": {"env_vars": forwarded}} if forwarded else {}
 
 
-def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -> None:
-    import ray
+def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None, task_timeout: float | None) -> None:
+    from pipeline.convert.scheduler import Deadline, ShardScheduler
 
-    task = ray.remote(num_cpus=1, **_storage_env(out_dir))(convert_shard)
-    tax_ref, reader_ref = ray.put(tax), ray.put(reader)
-    # Keep a bounded number of tasks in flight so a 2M-image plan is not all in the object store at
-    # once; --workers caps it exactly (on a shared cluster, that is this job's share of it).
-    limit = workers or 2 * int(ray.cluster_resources().get("CPU", 1))
-    queue = list(todo)
-    pending: dict = {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < limit:
-                plan = queue.pop(0)
-                pending[task.remote(tax_ref, reader_ref, plan, out_dir, options)] = plan
-            done, _ = ray.wait(list(pending), num_returns=1)
-            plan = pending.pop(done[0])
-            try:
-                ray.get(done[0])
-            except ray.exceptions.RayTaskError as e:  # Ray wraps the task's exception; surface the original
-                raise e.cause or e from None
-            bar.update(plan.count)
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+    # One task per CPU of each node, so the driver knows where every shard runs (pipeline/convert/
+    # scheduler.py); --workers caps the tasks in flight (on a shared cluster, this job's share of it).
+    scheduler = ShardScheduler(tax, reader, out_dir, options, workers, Deadline(fixed_s=task_timeout),
+                               _storage_env(out_dir))
+    scheduler.run(todo, bar)
+    scheduler.sweep_nodes()
 
 
 def convert_split(
@@ -165,6 +154,7 @@ def convert_split(
     workers: int | None = None,
     progress: bool = True,
     index: bool = True,
+    task_timeout: float | None = None,
 ) -> SplitResult:
     from tqdm import tqdm
 
@@ -194,9 +184,10 @@ def convert_split(
         dynamic_ncols=True,
     ) as bar:
         if use_ray:
-            _run_on_ray(tax, reader, todo, out_dir, options, bar, workers)
+            _run_on_ray(tax, reader, todo, out_dir, options, bar, workers, task_timeout)
         else:
             _run_in_process(tax, reader, todo, out_dir, options, bar)
+    remove_split_temps(out_ds, split)  # of tasks killed with their node, or cancelled, during this run
     written, quarantined = assemble_split(out_ds, tax, split, plans)
     plan_store.remove(store)
     unknown = tally(quarantine_path(out_ds, split), tax.name, split) if quarantined else []

@@ -43,6 +43,33 @@ def group_alive(pgid: int) -> bool:
         return False
 
 
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants (Ray starts its workers in sessions of their own)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [pid, *(p.pid for p in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def signal_tree(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
+
+
+def hang(pid: int) -> list[int]:
+    """Stop a whole node (its Python process, raylet, object store, workers) with SIGSTOP: hung, not
+    crashed. Returns the pids stopped, for `signal_tree(pids, SIGCONT)`."""
+    pids = tree(pid)
+    signal_tree(pids, signal.SIGSTOP)
+    return pids
+
+
 def stop_group(pgid: int) -> None:
     """Stop every process of a group this test started: SIGCONT (it may be stopped), SIGTERM, SIGKILL."""
     for sig, wait in ((signal.SIGCONT, 0), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
@@ -57,7 +84,7 @@ def stop_group(pgid: int) -> None:
 
 def hidden_mount_command(hidden: list[Path], command: list[str]) -> list[str]:
     """`command` in a new mount namespace where every folder in `hidden` is an empty tmpfs."""
-    mounts = " && ".join(f"mount -t tmpfs none '{p}'" for p in hidden)
+    mounts = " && ".join(["true", *(f"mount -t tmpfs none '{p}'" for p in hidden)])
     quoted = " ".join(f"'{c}'" for c in command)
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", f"{mounts} && exec {quoted}"]
 
@@ -86,9 +113,10 @@ class Cluster:
                                 "runtime-env-agent-port", "metrics-export-port", "node-manager-port",
                                 "object-manager-port")
                  for x in (f"--{name}", str(free_port()))]
-        folder = self.temp / "head"
-        folder.mkdir(parents=True)
-        log = folder / "head.log"
+        folder = Path(f"/tmp/rh{secrets.token_hex(3)}")  # short: Ray's socket paths must fit
+        folder.mkdir()
+        self.folders.append(folder)
+        log = self.temp / "head.log"
         cmd = [str(RAY), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
                "--num-cpus", str(num_cpus), "--include-dashboard", "false", "--temp-dir", str(folder),
                "--disable-usage-stats", *ports]
@@ -115,7 +143,10 @@ class Cluster:
 
     def stop(self) -> None:
         for pgid in reversed(self.pgids):
+            descendants = tree(pgid)  # workers live in their own sessions
+            signal_tree(descendants, signal.SIGCONT)
             stop_group(pgid)
+            signal_tree(tree(pgid) + descendants, signal.SIGKILL)
         for folder in self.folders:
             shutil.rmtree(folder, ignore_errors=True)
 
