@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline import storage
 from pipeline.convert import plan_store
 from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
-from pipeline.convert.plan import ShardPlan, plan_split
+from pipeline.convert.plan import DEFAULT_SHARD_SAMPLES, ShardPlan, plan_split
 from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
 from pipeline.convert.shard import (
@@ -104,6 +104,18 @@ def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> lis
     return [p for p in plans if not is_complete(out_ds, p)]
 
 
+def report_absent(dataset: str, split: str, plans) -> None:
+    """Say which folders are missing altogether before their files are quarantined one by one; the
+    summary repeats it (plans.notes)."""
+    import sys
+
+    from pipeline.convert.absent import describe
+
+    for where, count in plans.absent:
+        print(f"{dataset}/{split}: {describe(where, count)} (each will be quarantined)", file=sys.stderr)
+        plans.notes[f"files under {where}, a folder not found (quarantined)"] = count
+
+
 def ensure_ray(address: str | None, workers: int | None) -> bool:
     """Join the requested Ray cluster or start a private loopback instance (pipeline/ray_session.py),
     unless already connected; True when this call connected. `workers` sizes a private instance;
@@ -155,6 +167,7 @@ def convert_split(
     progress: bool = True,
     index: bool = True,
     task_timeout: float | None = None,
+    shard_samples: int = DEFAULT_SHARD_SAMPLES,
 ) -> SplitResult:
     from tqdm import tqdm
 
@@ -168,10 +181,12 @@ def convert_split(
     # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
     # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
     store = plan_folder(out_ds, split)
-    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, options.tag(), store=store)
+    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, options.tag(), store=store,
+                       max_samples=shard_samples)
     if not plans:
         plan_store.remove(store)
         raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
+    report_absent(tax.name, split, plans)
     storage.makedirs(out_ds)
     todo = prepare(out_ds, split, plans)
     total = sum(p.count for p in plans)
