@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
+from trainer.cluster import absolute_paths, agree_on_resume, check_each_sample_once
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
 from trainer.data.stream import Source, StreamSpec, find_shards, make_loader
@@ -145,6 +146,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
 
     rank, world, local_rank = _distributed()
+    resume = agree_on_resume(resume, cfg.run_dir, rank, world)  # rank 0's choice, or every rank stops
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -152,6 +154,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     table = table if table is not None else load_embedding_table(cfg.table)
     space = build_label_space(cfg, table)
     sources = build_sources(cfg, space)
+    check_each_sample_once(sources, world, cfg.workers, cfg.resampled)
 
     net = build_model(cfg.model, int(space.vectors.shape[1]), str(cfg.weights) if cfg.weights else None, cfg.width)
     if cfg.init and not resume:
@@ -352,7 +355,7 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, resume: str 
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    config_json = cfg.model_dump_json()
+    config_json = absolute_paths(cfg).model_dump_json()  # Ray Train workers run in a folder of Ray's
 
     def loop(_: dict) -> None:
         run_training(TrainConfig.model_validate_json(config_json), resume=resume, progress=False)
