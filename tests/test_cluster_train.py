@@ -99,3 +99,44 @@ def test_ray_train_resolves_relative_paths_in_the_driver_and_writes_to_out_dir(s
     res = CliRunner().invoke(app, ["train", "train.yaml", "--ray"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "runs" / "run" / "checkpoints" / "step-0000002.pt").is_file()
+
+
+def test_a_silent_rank_stops_the_others_within_the_configured_timeout(shards, tmp_path):
+    """Node 1 hangs (SIGSTOP, no connection reset) mid-run: rank 0 stops within dist_timeout_s, not after
+    torch's 30-minute default."""
+    import re
+    import time
+
+    from support.cluster import hang, signal_tree
+
+    table = write_tiny_table(tmp_path / "table.parquet", tiny_table(TABLE))
+    out = tmp_path / "runs"
+    cfg = _write(tmp_path / "train.yaml", config(shards, out, table, steps=100_000, checkpoint_every=100_000,
+                                                 dist_timeout_s=10))
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node), "--nproc_per_node",
+         "1", "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "pipeline", "train", str(cfg)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=REPO)
+        for node in (0, 1)]
+    stopped = []
+    try:
+        losses = out / "run" / "losses.csv"
+        deadline = time.time() + 120
+        while not (losses.exists() and len(losses.read_text().splitlines()) > 3):
+            assert time.time() < deadline and procs[0].poll() is None, "training never started"
+            time.sleep(0.5)
+        stopped = hang(procs[1].pid)
+        hung_at = time.time()
+        text = procs[0].communicate(timeout=120)[0]
+        waited = time.time() - hung_at
+    except subprocess.TimeoutExpired:
+        pytest.fail("rank 0 waited for the silent rank past 120 s")
+    finally:
+        signal_tree(stopped, __import__("signal").SIGCONT)
+        for p in procs:
+            stop_group(p.pid)
+    assert procs[0].returncode != 0
+    assert re.search(r"timed? ?out", text, re.IGNORECASE), text[-3000:]
+    assert waited < 90

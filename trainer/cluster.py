@@ -8,6 +8,9 @@ same thing on every machine.
 - `check_each_sample_once`: with `resampled: false` each shard is read by exactly one loader worker of one
   rank (webdataset's split_by_node, split_by_worker), so a dataset needs at least ranks x workers shards;
   fewer is refused at start with the numbers and the `--shard-size` that would fit.
+- `start_process_group`: the process group with a timeout from the config (`dist_timeout_s`), so a rank
+  whose peer went silent (a hung node, a cut network without a reset) stops within it, not after torch's
+  30-minute default.
 - `absolute_paths`: `ssiw train --ray` resolves a config's relative paths in the driver, since Ray Train
   workers run in a folder of Ray's own.
 """
@@ -100,3 +103,11 @@ def absolute_paths(cfg):
         elif name == "shards" and isinstance(value, str) and not storage.is_remote(value) and not os.path.isabs(value):
             update[name] = os.path.abspath(value)
     return cfg.model_copy(update=update)
+
+
+def start_process_group(backend: str, timeout_s: float) -> None:
+    import datetime
+
+    import torch.distributed as dist
+
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))

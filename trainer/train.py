@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
-from trainer.cluster import absolute_paths, agree_on_resume, check_each_sample_once
+from trainer.cluster import absolute_paths, agree_on_resume, check_each_sample_once, start_process_group
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
 from trainer.data.stream import Source, StreamSpec, find_shards, make_loader
@@ -53,13 +53,13 @@ def load_embedding_table(path):
     return load_table(path)
 
 
-def _distributed():
+def _distributed(timeout_s: float = 600):
     """(rank, world, local_rank), starting the process group when torchrun set WORLD_SIZE."""
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        start_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout_s)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
     return 0, 1, 0
@@ -145,7 +145,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     from trainer.losses import SentenceLoss
     from trainer.model.networks import build_model, convert_sync_batch_norm, has_batch_norm
 
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = _distributed(cfg.dist_timeout_s)
     resume = agree_on_resume(resume, cfg.run_dir, rank, world)  # rank 0's choice, or every rank stops
     device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
@@ -131,22 +132,21 @@ def _stat_all(paths: list, threads: int = 16, chunk: int = 2048):
     return out
 
 
-def _locate_missing(reader, planned, paths: list, stat) -> list[str]:
+def _locate_missing(reader, planned, paths: list, stat) -> Iterator[str]:
     """Files not at their planned path: sized where the reader will find them (Format.locate: Objects365's
-    archives unpack images elsewhere than the JSON says); returns where the still-missing ones belong."""
+    archives unpack images elsewhere than the JSON says); yields where the still-missing ones belong (a
+    generator, so 1.7M missing paths are counted per folder, never held)."""
     import numpy as np
 
     locate = getattr(reader, "locate", None)
     shared = getattr(planned, "shared", {}) or {}
-    missing = []
     for i in np.flatnonzero(stat == MISSING):
         where = locate(paths[i], shared) if locate else None
         size = _file_size(where) if where else MISSING
         if size == MISSING:
-            missing.append(where or paths[i])
+            yield where or paths[i]
         else:
             stat[i] = size
-    return missing
 
 
 def _fingerprint(items: list[WorkItem], sizes: list[int], options: str) -> str:
@@ -248,9 +248,8 @@ def plan_split(
     order = in_shard_order(range(len(keys)), tax.name, split, key=keys.__getitem__)
     # Bytes a sample will take in a shard: image + annotation (the label PNG is about as big) + headers.
     stat = _stat_all(paths)
-    missing = _locate_missing(reader, planned, paths, stat)
-    absent = absent_folders(str(root), missing)
-    del paths, missing
+    absent = absent_folders(str(root), _locate_missing(reader, planned, paths, stat))
+    del paths
     stat = np.maximum(stat, 0)
     sizes = (stat[0::2] + stat[1::2] + TAR_OVERHEAD_PER_SAMPLE)[np.asarray(order, dtype=np.int64)]
     groups = cut_groups(sizes.tolist(), target_bytes, max_samples)
