@@ -28,7 +28,7 @@ from pipeline.convert.shard import (
 )
 from pipeline.convert.unknowns import UnknownValue, tally
 from pipeline.errors import BadInput
-from pipeline.safe_write import remove_stale_temps
+from pipeline.safe_write import remove_orphaned_staging, remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _GLOB_CHARS = set("*?[")
@@ -126,6 +126,7 @@ def ensure_ray(address: str | None, workers: int | None) -> bool:
 
 
 def _run_in_process(tax, reader, todo, out_dir, options, bar) -> None:
+    remove_orphaned_staging()  # what an earlier, killed run staged here for an object store
     for plan in todo:
         convert_shard(tax, reader, plan, out_dir, options)
         bar.update(plan.count)
