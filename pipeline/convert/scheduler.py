@@ -63,8 +63,7 @@ class Attempt:
 
 
 def shard_task(tax, reader, plan: ShardPlan, out_dir: storage.Location, options: ShardOptions) -> dict:
-    """The Ray task. (A plain task: with streaming-generator tasks, cancelling one on a hung node crashed
-    the driver in one of our Ray 2.60 runs, "Tried to complete task that was not pending".)"""
+    """The Ray task."""
     remove_orphaned_staging()  # left on this node by tasks killed or cancelled earlier
     return convert_shard(tax, reader, plan, out_dir, options)
 
@@ -102,9 +101,17 @@ class ShardScheduler:
                         queue.appendleft(retry)
                 queue.extendleft(self._expired())
         finally:
-            for ref in self.running:
-                self.ray.cancel(ref, force=True)
+            self._cancel(list(self.running))
             self.running.clear()
+
+    def _cancel(self, refs: list) -> None:
+        """Cancel the tasks not finished yet. Never a finished one: in Ray 2.60 a cancel that crosses the
+        task's completion can abort the driver ("Tried to complete task that was not pending")."""
+        if not refs:
+            return
+        _, unfinished = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in unfinished:
+            self.ray.cancel(ref, force=True)
 
     def _nodes(self) -> dict[str, tuple[int, str]]:
         """Live, trusted nodes with CPUs: node id -> (CPUs, "node 1a2b3c4d (address)")."""
@@ -173,7 +180,7 @@ class ShardScheduler:
             waited = now - attempt.submitted
             if waited <= limit:
                 continue
-            self.ray.cancel(ref, force=True)  # returns at once; a hung node never answers
+            self._cancel([ref])  # returns at once; a hung node never answers
             del self.running[ref]
             self.suspects[attempt.node] = attempt.where
             again.append(self._again(attempt, f"no progress in {waited:.0f} s on {attempt.where}"))
@@ -191,13 +198,12 @@ class ShardScheduler:
         return Attempt(attempt.plan, attempt.number + 1, 0.0)
 
     def sweep_nodes(self, seconds: float = 30.0) -> None:
-        """Remove the staging files that killed or cancelled tasks left, on every trusted live node."""
+        """Remove the staging files that killed or cancelled tasks left, on every trusted live node. A
+        sweep still waiting after `seconds` (a busy node) is left to run; it is never cancelled."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray = self.ray
         sweep = ray.remote(num_cpus=0, max_retries=0, **self.env)(sweep_task)
         refs = [sweep.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
                 for node in self._nodes()]
-        ray.wait(refs, num_returns=len(refs), timeout=seconds)  # best effort: a busy node sweeps next run
-        for ref in refs:
-            ray.cancel(ref, force=True)
+        ray.wait(refs, num_returns=len(refs), timeout=seconds)
