@@ -27,6 +27,8 @@ from pathlib import Path
 from pipeline import storage
 
 _TEMP = re.compile(r"^(?P<final>.+)\.tmp-[0-9a-f]{12}$")
+STAGING_PREFIX = "ssiw-staging-"
+_STAGING = re.compile(rf"^{STAGING_PREFIX}(?P<pid>\d+)-.+\.tmp-[0-9a-f]{{12}}$")
 
 
 def _temp_name(name: str) -> str:
@@ -39,9 +41,37 @@ def temp_path(final: storage.Location) -> Path:
     if storage.is_remote(final):
         import tempfile
 
-        return Path(tempfile.gettempdir()) / _temp_name(f"ssiw-staging-{storage.name(final)}")
+        # The writer's pid in the name: a staging file whose process is gone is an orphan (a task killed
+        # or cancelled mid-write), which remove_orphaned_staging removes.
+        return Path(tempfile.gettempdir()) / _temp_name(f"{STAGING_PREFIX}{os.getpid()}-{storage.name(final)}")
     final = Path(final)
     return final.with_name(_temp_name(final.name))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_orphaned_staging(folder: Path | None = None) -> list[Path]:
+    """Delete the local staging files (of object-store writes) whose writing process no longer runs on
+    this machine: what a task killed with its worker, or cancelled, leaves in its temp folder."""
+    import tempfile
+
+    folder = Path(folder or tempfile.gettempdir())
+    removed = []
+    for path in folder.glob(f"{STAGING_PREFIX}*"):
+        m = _STAGING.match(path.name)
+        if m is None or _pid_alive(int(m["pid"])):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return sorted(removed)
 
 
 def is_temp(path: storage.Location) -> bool:

@@ -39,11 +39,7 @@ def train(
         _check(config)
         return
     cfg = load_config(config)
-    if resume == "auto":
-        from trainer.model.checkpoint import latest_checkpoint
-
-        found = latest_checkpoint(cfg.run_dir)
-        resume = str(found) if found else None
+    # `auto` is resolved inside the run, by rank 0 for every rank (trainer/cluster.py agree_on_resume).
     if ray:
         from pipeline.ray_session import start_or_join, stop
         from trainer.train import run_with_ray

@@ -127,6 +127,9 @@ class TrainConfig(_Strict):
     resampled: bool = True
     checkpoint_every: int = Field(default=2000, ge=1)
     log_every: int = Field(default=10, ge=1)
+    dist_timeout_s: float = Field(
+        default=600, gt=0, description="seconds a rank waits in a collective for the others (torch.distributed "
+        "process-group timeout) before the run stops; torch's own default is 30 minutes")
     max_bad_fraction: float = Field(
         default=0.001, ge=0, le=1, description="stop with an error once the samples skipped as unreadable exceed "
         "this share of the samples read (the first one never stops a run)")

@@ -19,6 +19,7 @@ import numpy as np
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from pipeline.shards.read import find_shards
+from trainer.cluster import absolute_paths, agree_on_resume, check_each_sample_once, start_process_group
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
 from trainer.data.stream import Source, StreamSpec, make_loader
@@ -162,7 +163,7 @@ def start_processes(cfg: TrainConfig):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized() and world > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        start_process_group("nccl" if device.type == "cuda" else "gloo", cfg.dist_timeout_s)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), device
     return 0, 1, device
@@ -307,11 +308,13 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     from torch.nn.parallel import DistributedDataParallel
 
     rank, world, device = start_processes(cfg)
+    resume = agree_on_resume(resume, cfg.run_dir, rank, world)  # rank 0's choice, or every rank stops
     torch.manual_seed(cfg.seed)
     cfg = with_epochs(cfg, world)
     table = table if table is not None else load_embedding_table(cfg.table)
     space = build_label_space(cfg, table)
     sources = build_sources(cfg, space)
+    check_each_sample_once(sources, world, cfg.workers, cfg.resampled)
     model = build_trainee(cfg, space, device, world, bool(cfg.init and not resume), rank == 0 and progress)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
@@ -398,7 +401,7 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, resume: str 
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    config_json = cfg.model_dump_json()
+    config_json = absolute_paths(cfg).model_dump_json()  # Ray Train workers run in a folder of Ray's
 
     def loop(_: dict) -> None:
         run_training(TrainConfig.model_validate_json(config_json), resume=resume, progress=False)

@@ -46,8 +46,16 @@ def convert(
     workers: int | None = typer.Option(
         None, "--workers", min=1, help="parallel shard tasks (default: every CPU of the machine or cluster)"
     ),
+    task_timeout: float | None = typer.Option(
+        None, "--task-timeout", min=1,
+        help="Ray: seconds a shard task may run before it is cancelled and run on another node "
+             "(default: 5x the median finished shard, at least 120 s)",
+    ),
     strict: bool = typer.Option(False, "--strict", help="stop at the first bad sample instead of quarantining it"),
     shard_size: str = typer.Option("1GB", "--shard-size", help="target shard size: 1GB, 500MB, 2GiB, ..."),
+    shard_samples: int = typer.Option(
+        20_000, "--shard-samples", min=1, help="a shard also closes at this many samples (missing files weigh nothing)"
+    ),
     box_embeddings: str | None = typer.Option(
         None, "--box-embeddings", help="box data: also store CLIP crop embeddings, open_clip:MODEL:PRETRAINED"
     ),
@@ -111,7 +119,8 @@ def convert(
                 results.append(
                     convert_split(
                         tax, reader, dataset_root, s, out_dir, shard_bytes=shard_bytes, options=options,
-                        use_ray=not no_ray, workers=workers,
+                        use_ray=not no_ray, workers=workers, task_timeout=task_timeout,
+                        shard_samples=shard_samples,
                     )
                 )
     finally:

@@ -11,11 +11,13 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from pipeline.convert.absent import absent_folders
 from pipeline.convert.order import in_shard_order
 from pipeline.convert.readers.base import Reader, WorkItem
 from pipeline.errors import BadInput
@@ -24,6 +26,10 @@ from pipeline.shard_format import KEY_PATTERN, KEY_RULE
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 DEFAULT_SHARD_SIZE = "1GB"
+# A shard also closes at this many samples: files that are missing weigh only their tar headers, so
+# without it a split whose images are absent packs into one shard whose task holds every item and
+# quarantine entry at once. A 1 GB shard of ADE-sized samples holds about 16,000.
+DEFAULT_SHARD_SAMPLES = 20_000
 # Per sample, a tar holds about three members, each with a 512-byte header and padding.
 TAR_OVERHEAD_PER_SAMPLE = 3 * 1024
 
@@ -73,11 +79,13 @@ class ShardPlan:
 
 
 class Plans(list):
-    """A split's ShardPlans, in order, plus the reader's planning counts for the summary."""
+    """A split's ShardPlans, in order, plus the reader's planning counts for the summary and the
+    folders found absent (pipeline.convert.absent)."""
 
-    def __init__(self, plans=(), notes: dict[str, int] | None = None):
+    def __init__(self, plans=(), notes: dict[str, int] | None = None, absent: list[tuple[str, int]] | None = None):
         super().__init__(plans)
         self.notes = dict(notes or {})
+        self.absent = list(absent or [])
 
 
 def shard_name(split: str, index: int) -> str:
@@ -96,13 +104,16 @@ def list_items(reader: Reader, tax: DatasetTaxonomy, root: Path, split: str) -> 
     return items
 
 
+MISSING = -1  # the size _file_size gives a file it cannot stat
+
+
 def _file_size(path: str | None) -> int:
     if not path:
         return 0
     try:
         return os.stat(path).st_size
     except OSError:
-        return 0  # read() will quarantine it with the real reason
+        return MISSING  # weighs nothing in a shard; read() will quarantine it with the real reason
 
 
 def _stat_chunk(paths: list) -> list[int]:
@@ -122,6 +133,23 @@ def _stat_all(paths: list, threads: int = 16, chunk: int = 2048):
     return out
 
 
+def _locate_missing(reader, planned, paths: list, stat) -> Iterator[str]:
+    """Files not at their planned path: sized where the reader will find them (Format.locate: Objects365's
+    archives unpack images elsewhere than the JSON says); yields where the still-missing ones belong (a
+    generator, so 1.7M missing paths are counted per folder, never held)."""
+    import numpy as np
+
+    locate = getattr(reader, "locate", None)
+    shared = getattr(planned, "shared", {}) or {}
+    for i in np.flatnonzero(stat == MISSING):
+        where = locate(paths[i], shared) if locate else None
+        size = _file_size(where) if where else MISSING
+        if size == MISSING:
+            yield where or paths[i]
+        else:
+            stat[i] = size
+
+
 def _fingerprint(items: list[WorkItem], sizes: list[int], options: str) -> str:
     h = hashlib.sha256(options.encode())
     for it, size in zip(items, sizes):
@@ -133,12 +161,13 @@ def _fingerprint(items: list[WorkItem], sizes: list[int], options: str) -> str:
     return h.hexdigest()[:16]
 
 
-def cut_groups(sizes, target: int) -> list[tuple[int, int]]:
-    """Greedy, in the items' order: a shard closes before the item that would take it past `target`."""
+def cut_groups(sizes, target: int, max_count: int = DEFAULT_SHARD_SAMPLES) -> list[tuple[int, int]]:
+    """Greedy, in the items' order: a shard closes before the item that would take it past `target`
+    bytes or `max_count` items."""
     groups: list[tuple[int, int]] = []  # (start, end) into the ordered items
     start, total = 0, 0
     for i, size in enumerate(sizes):
-        if i > start and total + size > target:
+        if i > start and (total + size > target or i - start >= max_count):
             groups.append((start, i))
             start, total = i, 0
         total += size
@@ -148,7 +177,8 @@ def cut_groups(sizes, target: int) -> list[tuple[int, int]]:
 
 
 def cut_shards(
-    tax: DatasetTaxonomy, split: str, items: list[WorkItem], sizes: list[int], target: int, options: str = ""
+    tax: DatasetTaxonomy, split: str, items: list[WorkItem], sizes: list[int], target: int, options: str = "",
+    max_count: int = DEFAULT_SHARD_SAMPLES,
 ) -> list[ShardPlan]:
     """Shards whose items travel inline (small splits, tests, benchmarks)."""
     return [
@@ -161,7 +191,7 @@ def cut_shards(
             fingerprint=_fingerprint(items[a:b], sizes[a:b], options),
             inline=tuple(items[a:b]),
         )
-        for n, (a, b) in enumerate(cut_groups(sizes, target))
+        for n, (a, b) in enumerate(cut_groups(sizes, target, max_count))
     ]
 
 
@@ -194,9 +224,10 @@ def plan_split(
     split: str,
     target_bytes: int,
     options: str = "",
-    store: Path | None = None,
+    store: Path | str | None = None,
+    max_samples: int = DEFAULT_SHARD_SAMPLES,
 ) -> Plans:
-    """Plan a split into shards. With `store` (a folder), the plan is written there and each shard
+    """Plan a split into shards. With `store` (a folder or object-store prefix), the plan is written there and each shard
     carries only a reference to its row group; without, items travel inline in the ShardPlans."""
     import numpy as np
 
@@ -218,16 +249,18 @@ def plan_split(
     order = in_shard_order(range(len(keys)), tax.name, split, key=keys.__getitem__)
     # Bytes a sample will take in a shard: image + annotation (the label PNG is about as big) + headers.
     stat = _stat_all(paths)
+    absent = absent_folders(str(root), _locate_missing(reader, planned, paths, stat))
     del paths
+    stat = np.maximum(stat, 0)
     sizes = (stat[0::2] + stat[1::2] + TAR_OVERHEAD_PER_SAMPLE)[np.asarray(order, dtype=np.int64)]
-    groups = cut_groups(sizes.tolist(), target_bytes)
+    groups = cut_groups(sizes.tolist(), target_bytes, max_samples)
     if store is None:
         if isinstance(planned, ItemColumns):
             items = [planned.item(i) for i in order]
         else:
             items = [planned[i] for i in order]
-        return Plans(cut_shards(tax, split, items, sizes.tolist(), target_bytes, options), notes)
-    prints = plan_store.write(Path(store), planned, np.asarray(order, dtype=np.int64), groups, sizes, options)
+        return Plans(cut_shards(tax, split, items, sizes.tolist(), target_bytes, options, max_samples), notes, absent)
+    prints = plan_store.write_to(store, planned, np.asarray(order, dtype=np.int64), groups, sizes, options)
     del planned, keys, order
     _release_freed_memory()
     return Plans(
@@ -237,4 +270,5 @@ def plan_split(
             for n, ((a, b), fp) in enumerate(zip(groups, prints))
         ],
         notes,
+        absent,
     )

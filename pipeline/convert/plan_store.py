@@ -1,10 +1,15 @@
-"""A split's plan on disk, so the driver holds no per-image or per-box data while tasks run.
+"""A split's plan in storage, so the driver holds no per-image or per-box data while tasks run.
 
 `<out>/<dataset>/.plan/<split>/items.parquet` has one row per item in shard order, in row groups that
 never straddle two shards (`shards.json` says which belong to which); each task reads only its own. Per-box arrays (ItemColumns.arrays) go to one
 flat binary file each beside it (`<name>.bin`, dtype and row shape in the parquet metadata), in the
-same order, so a task memory-maps them and copies out just its slices. Written under temporary
-names and renamed; a re-run plans again and overwrites.
+same order, so a task copies out just its shard's slice (one contiguous range per array). Written under
+temporary names and renamed; a re-run plans again and overwrites.
+
+The plan lives under the output location whatever it is, so every task that can write the output can
+read its plan (machines that share nothing but the output). For an object-store output it is written
+in the local temp folder first ($TMPDIR; up to about 1 GB for Objects365) and uploaded; tasks then
+read their row groups and array slices with ranged GETs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.convert.readers.base import WorkItem
 from pipeline.convert.readers.plan_columns import ItemColumns, materialize
 from pipeline.names import path_name
@@ -30,19 +36,19 @@ SHARDS_FILE = "shards.json"  # per shard: [first row group, number of row groups
 BATCH = 16_384  # rows per row group
 
 
-def plan_folder(out_ds, split: str) -> Path:
-    """Beside the output on a filesystem. For an object-store output the plan stays on the driver's
-    local disk ($SSIW_PLAN_DIR, else the temp folder): tasks memory-map it, which needs a file, so with
-    an s3:// output every Ray node must see that folder (one node, or a shared mount)."""
-    from pipeline import storage
+def plan_folder(out_ds: storage.Location, split: str) -> storage.Location:
+    """`<out_ds>/.plan/<split>`: a folder beside the shards, or a prefix in the same bucket."""
+    # the folder is emptied and removed: it must be this split's own
+    return storage.join(out_ds, PLAN_DIR, path_name(split, "split name"))
 
-    path_name(split, "split name")  # the folder is emptied and removed: it must be this split's own
-    if not storage.is_remote(out_ds):
-        return Path(out_ds) / PLAN_DIR / split
-    import tempfile
 
-    base = Path(os.environ.get("SSIW_PLAN_DIR") or tempfile.gettempdir()) / "ssiw-plans"
-    return base / hashlib.sha256(str(out_ds).encode()).hexdigest()[:16] / split
+def upload(local: Path, store: str) -> None:
+    """Copy a plan written locally to its object-store prefix: the arrays and shards.json first and
+    items.parquet last, so a plan whose items are there is whole."""
+    fs, prefix = storage.filesystem(store)
+    files = sorted(local.iterdir(), key=lambda p: (p.name == ITEMS_FILE, p.name))
+    for path in files:
+        fs.put_file(str(path), f"{prefix}/{path.name}")
 
 
 def _gather_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -140,50 +146,98 @@ def _batch(planned, columns, names, rows, sizes, h, handles, written, schema):
     return pa.table(data, schema=schema)
 
 
+def write_to(store: storage.Location, *args) -> list[str]:
+    """`write` into `store`: directly for a folder; for an object-store prefix, into a local temp folder
+    that is uploaded and then removed."""
+    if not storage.is_remote(store):
+        return write(Path(store), *args)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ssiw-plan-") as local:
+        prints = write(Path(local), *args)
+        remove(store)  # an earlier run's plan of this split
+        upload(Path(local), str(store))
+    return prints
+
+
+def _stamp(store: storage.Location) -> tuple:
+    """What changes when the plan is rewritten: its items file's size and mtime (or ETag)."""
+    items = storage.join(store, ITEMS_FILE)
+    if storage.is_remote(items):
+        fs, key = storage.filesystem(items)
+        info = fs.info(key)
+        return str(info.get("ETag") or info.get("LastModified")), int(info["size"])
+    stat = os.stat(items)
+    return stat.st_mtime_ns, stat.st_size
+
+
 @functools.lru_cache(maxsize=8)
 def _open(store: str, stamp: tuple):
-    """(ParquetFile, metadata, memory maps) of a stored plan, once per process and plan version."""
+    """(ParquetFile, metadata, array layouts, shards) of a stored plan, once per process and plan version."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(Path(store) / ITEMS_FILE)
+    items = storage.join(store, ITEMS_FILE)
+    if storage.is_remote(store):
+        fs, key = storage.filesystem(items)
+        pf = pq.ParquetFile(fs.open(key, "rb"))  # footer and row groups by ranged reads
+    else:
+        pf = pq.ParquetFile(items)
     meta = pf.schema_arrow.metadata or {}
-    maps = {}
-    for name, (dtype, shape) in json.loads(meta.get(b"arrays", b"{}")).items():
-        path = Path(store) / f"{name}.bin"
-        row = int(np.prod(shape)) if shape else 1
-        width = np.dtype(dtype).itemsize * row
-        n = path.stat().st_size // width if width else 0
-        maps[name] = np.memmap(path, dtype=dtype, mode="r", shape=(n, *shape)) if n else np.zeros((0, *shape), dtype)
-    shards = json.loads((Path(store) / SHARDS_FILE).read_text())
-    return pf, meta, maps, shards
+    layouts = {name: (np.dtype(dtype), tuple(shape))
+               for name, (dtype, shape) in json.loads(meta.get(b"arrays", b"{}")).items()}
+    shards = json.loads(storage.read_text(storage.join(store, SHARDS_FILE)))
+    return pf, meta, layouts, shards
 
 
-def load_items(store: str, index: int) -> tuple[WorkItem, ...]:
+def _read_rows(store: storage.Location, name: str, dtype: np.dtype, shape: tuple, lo: int, hi: int) -> np.ndarray:
+    """Rows [lo, hi) of the array file `<name>.bin`: a memory map of a local plan, one ranged read of a
+    remote one (a shard's rows are contiguous, as the plan is written in shard order)."""
+    if hi <= lo:
+        return np.zeros((0, *shape), dtype)
+    width = dtype.itemsize * int(np.prod(shape))
+    path = storage.join(store, f"{name}.bin")
+    if storage.is_remote(path):
+        fs, key = storage.filesystem(path)
+        data = fs.cat_file(key, start=lo * width, end=hi * width)
+        return np.frombuffer(data, dtype=dtype).reshape(hi - lo, *shape)
+    return np.memmap(path, dtype=dtype, mode="r", offset=lo * width, shape=(hi - lo, *shape))
+
+
+def load_items(store: storage.Location, index: int) -> tuple[WorkItem, ...]:
     """The items of shard `index` (its row groups), exactly as the reader planned them."""
-    stamp = os.stat(Path(store) / ITEMS_FILE)
-    pf, meta, maps, shards = _open(str(store), (stamp.st_mtime_ns, stamp.st_size))
+    pf, meta, layouts, shards = _open(str(store), _stamp(store))
     first, count = shards[index]
     table = pf.read_row_groups(list(range(first, first + count))).to_pydict()
     extras = [pickle.loads(b) for b in table["extra"]]
     if meta.get(b"mode") != b"columns":
         return tuple(extras)  # the WorkItems themselves
+    blocks = {}
+    for name, (dtype, shape) in layouts.items():
+        starts = np.asarray(table[f"{name}.start"], dtype=np.int64)
+        ends = starts + np.asarray(table[f"{name}.count"], dtype=np.int64)
+        lo, hi = (int(starts.min()), int(ends.max())) if len(starts) else (0, 0)
+        blocks[name] = lo, _read_rows(store, name, dtype, shape, lo, hi)
     rows = zip(table["key"], table["image"], table["annotation"], extras)
     shared = pickle.loads(meta[b"shared"])
     root = meta[b"root"].decode()
     out = []
     for n, (key, image, annotation, extra) in enumerate(rows):
         arrays = {}
-        for name, values in maps.items():
-            s, c = table[f"{name}.start"][n], table[f"{name}.count"][n]
-            arrays[name] = values[s: s + c]
+        for name, (lo, block) in blocks.items():
+            s, c = table[f"{name}.start"][n] - lo, table[f"{name}.count"][n]
+            arrays[name] = block[s: s + c]
         out.append(materialize(key, image, annotation, root, shared, extra, arrays))
     return tuple(out)
 
 
-def remove(folder: Path) -> None:
+def remove(folder: storage.Location) -> None:
     """Drop a split's stored plan once the split is assembled (it can be 1 GB for Objects365)."""
-    if folder.is_dir():
-        for p in folder.iterdir():
+    if storage.is_remote(folder):
+        fs, prefix = storage.filesystem(folder)
+        for name in storage.list_files(folder):
+            storage.remove_quietly(fs, f"{prefix}/{name}")
+    elif Path(folder).is_dir():
+        for p in Path(folder).iterdir():
             p.unlink(missing_ok=True)
-        folder.rmdir()
+        Path(folder).rmdir()
     _open.cache_clear()

@@ -17,7 +17,7 @@ from pipeline import storage
 from pipeline.convert import plan_store
 from pipeline.convert.fingerprint import convert_inputs, fingerprint_options, redo_reason
 from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
-from pipeline.convert.plan import ShardPlan, plan_split
+from pipeline.convert.plan import DEFAULT_SHARD_SAMPLES, ShardPlan, plan_split
 from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
 from pipeline.convert.readers.pairing import split_spec
@@ -33,7 +33,7 @@ from pipeline.convert.shard import (
 from pipeline.convert.unknowns import UnknownValue, tally
 from pipeline.errors import BadInput
 from pipeline.names import path_name
-from pipeline.safe_write import remove_stale_temps
+from pipeline.safe_write import remove_orphaned_staging, remove_stale_temps
 from pipeline.taxonomy.schema import DatasetTaxonomy
 
 _GLOB_CHARS = set("*?[")
@@ -90,13 +90,18 @@ def check_inputs(tax: DatasetTaxonomy, root: Path, split: str) -> None:
             )
 
 
-def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
-    """Remove this split's stale temps and shards beyond the plan; return the shards still to do."""
+def remove_split_temps(out_ds: storage.Location, split: str) -> None:
+    """Remove the temps of this split's shards, parts, manifest and quarantine file."""
     # Only this split's names: another job may be converting another split into the same folder.
     finals = (manifest_path(out_ds, split), quarantine_path(out_ds, split))
     ours = re.compile("|".join([shard_file_pattern(split).pattern, *(re.escape(storage.name(f)) for f in finals)]))
     remove_stale_temps(out_ds, ours)
     remove_stale_temps(storage.join(out_ds, PARTS_DIR), ours)
+
+
+def prepare(out_ds: storage.Location, split: str, plans: list[ShardPlan]) -> list[ShardPlan]:
+    """Remove this split's stale temps and shards beyond the plan; return the shards still to do."""
+    remove_split_temps(out_ds, split)
     # Every job rewrites the shared index at its end, in seconds: an hour-old temp of it is dead.
     remove_stale_temps(storage.parent(out_ds), re.compile(re.escape(INDEX_FILE)), min_age_s=3600)
     for index, path in split_files(out_ds, split):
@@ -112,6 +117,18 @@ def redo_reasons(out_ds: storage.Location, todo: list[ShardPlan], inputs: dict[s
     return dict(reasons)
 
 
+def report_absent(dataset: str, split: str, plans) -> None:
+    """Say which folders are missing altogether before their files are quarantined one by one; the
+    summary repeats it (plans.notes)."""
+    import sys
+
+    from pipeline.convert.absent import describe
+
+    for where, count in plans.absent:
+        print(f"{dataset}/{split}: {describe(where, count)} (each will be quarantined)", file=sys.stderr)
+        plans.notes[f"files under {where}, a folder not found (quarantined)"] = count
+
+
 def ensure_ray(address: str | None, workers: int | None) -> bool:
     """Join the requested Ray cluster or start a private loopback instance (pipeline/ray_session.py),
     unless already connected; True when this call connected. `workers` sizes a private instance;
@@ -122,6 +139,7 @@ def ensure_ray(address: str | None, workers: int | None) -> bool:
 
 
 def _run_in_process(tax, reader, todo, out_dir, options, bar) -> None:
+    remove_orphaned_staging()  # what an earlier, killed run staged here for an object store
     for plan in todo:
         convert_shard(tax, reader, plan, out_dir, options)
         bar.update(plan.count)
@@ -138,31 +156,15 @@ def _storage_env(out_dir) -> dict:
     return {"runtime_env": {"env_vars": forwarded}} if forwarded else {}
 
 
-def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None) -> None:
-    import ray
+def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None, task_timeout: float | None) -> None:
+    from pipeline.convert.scheduler import Deadline, ShardScheduler
 
-    task = ray.remote(num_cpus=1, **_storage_env(out_dir))(convert_shard)
-    tax_ref, reader_ref = ray.put(tax), ray.put(reader)
-    # Keep a bounded number of tasks in flight so a 2M-image plan is not all in the object store at
-    # once; --workers caps it exactly (on a shared cluster, that is this job's share of it).
-    limit = workers or 2 * int(ray.cluster_resources().get("CPU", 1))
-    queue = list(todo)
-    pending: dict = {}
-    try:
-        while queue or pending:
-            while queue and len(pending) < limit:
-                plan = queue.pop(0)
-                pending[task.remote(tax_ref, reader_ref, plan, out_dir, options)] = plan
-            done, _ = ray.wait(list(pending), num_returns=1)
-            plan = pending.pop(done[0])
-            try:
-                ray.get(done[0])
-            except ray.exceptions.RayTaskError as e:  # Ray wraps the task's exception; surface the original
-                raise e.cause or e from None
-            bar.update(plan.count)
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+    # One task per CPU of each node, so the driver knows where every shard runs (pipeline/convert/
+    # scheduler.py); --workers caps the tasks in flight (on a shared cluster, this job's share of it).
+    scheduler = ShardScheduler(tax, reader, out_dir, options, workers, Deadline(fixed_s=task_timeout),
+                               _storage_env(out_dir))
+    scheduler.run(todo, bar)
+    scheduler.sweep_nodes()
 
 
 def convert_split(
@@ -178,6 +180,8 @@ def convert_split(
     workers: int | None = None,
     progress: bool = True,
     index: bool = True,
+    task_timeout: float | None = None,
+    shard_samples: int = DEFAULT_SHARD_SAMPLES,
 ) -> SplitResult:
     from tqdm import tqdm
 
@@ -195,10 +199,11 @@ def convert_split(
     # after an edited YAML, the shards whose labels would change are redone (fingerprint.py).
     inputs = convert_inputs(tax, reader, options.tag())
     plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, fingerprint_options(inputs),
-                       store=store)
+                       store=store, max_samples=shard_samples)
     if not plans:
         plan_store.remove(store)
         raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
+    report_absent(tax.name, split, plans)
     storage.makedirs(out_ds)
     todo = prepare(out_ds, split, plans)
     redone = redo_reasons(out_ds, todo, inputs)
@@ -212,9 +217,10 @@ def convert_split(
         dynamic_ncols=True,
     ) as bar:
         if use_ray:
-            _run_on_ray(tax, reader, todo, out_dir, options, bar, workers)
+            _run_on_ray(tax, reader, todo, out_dir, options, bar, workers, task_timeout)
         else:
             _run_in_process(tax, reader, todo, out_dir, options, bar)
+    remove_split_temps(out_ds, split)  # of tasks killed with their node, or cancelled, during this run
     notes: dict[str, int] = {}  # what reading did to written samples (boxes clipped, pixels snapped), summed
     written, quarantined = assemble_split(out_ds, tax, split, plans, notes)
     plan_store.remove(store)

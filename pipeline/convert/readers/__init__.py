@@ -48,6 +48,12 @@ class Format(FormatInfo):
         assert tax.format == self.name, f"{tax.name} is {tax.format!r}, not {self.name!r}"
         return self.layout_writer()(tax, Path(root), split, content, **index)
 
+    def locate(self, path: str, shared: dict) -> str | None:
+        """Where the reader finds a planned file that is not at its planned path: the file it would read,
+        else where the release's own layout puts it; None when the reader looks nowhere else."""
+        find = getattr(self._reader(), "locate", None)
+        return find(path, shared) if find else None
+
     def plan(self, tax: DatasetTaxonomy, root: Path, split: str) -> Iterator[WorkItem]:
         # An option the reader does not read would be silently ignored: refuse it instead.
         unknown = sorted(set(tax.format_options) - self.options)

@@ -26,10 +26,13 @@ def plan(tax: DatasetTaxonomy, root: Path, split: str) -> ItemColumns:
 
 def candidates(item: WorkItem) -> list[Path]:
     """Where the image may be: file_name under the images folder, its last two parts, its name."""
-    first = Path(item.image)
-    images_dir = item.extra.get("images_dir")
-    if images_dir and item.image.startswith(images_dir + "/"):
-        file_name = Path(item.image[len(images_dir) + 1:])
+    return candidate_paths(item.image, item.extra.get("images_dir"))
+
+
+def candidate_paths(image: str, images_dir: str | None) -> list[Path]:
+    first = Path(image)
+    if images_dir and image.startswith(images_dir + "/"):
+        file_name = Path(image[len(images_dir) + 1:])
         folder = Path(images_dir)
     else:
         file_name, folder = Path(first.name), first.parent
@@ -38,6 +41,14 @@ def candidates(item: WorkItem) -> list[Path]:
         if c not in out:
             out.append(c)
     return out
+
+
+def locate(path: str, shared: dict) -> str:
+    """For the planner (sizes, absent folders): the candidate read() would open, else the official
+    archives' place for it, <images>/patchN/<file>."""
+    tried = candidate_paths(path, shared.get("images_dir"))
+    found = next((c for c in tried if c.is_file()), None)
+    return str(found or tried[min(1, len(tried) - 1)])
 
 
 def resolve_image(item: WorkItem) -> Path:

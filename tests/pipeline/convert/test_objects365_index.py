@@ -12,6 +12,7 @@ import pytest
 from support.generated import jpeg
 from support.layout import place, shipped
 
+from pipeline import storage
 from pipeline.convert.readers import BadSample, get_reader
 from pipeline.convert.readers.cocojson import CROWD_NOTE, DEGENERATE_NOTE, EMPTY_NOTE, ORPHAN_NOTE
 
@@ -194,6 +195,26 @@ def test_stored_plan_tasks_read_their_own_rows(tmp_path, tax):
         assert len(pickle.dumps(b)) < 600  # what travels to a task
         assert b.items == a.items
     assert stored.notes == inline.notes and stored.notes[EMPTY_NOTE] == sum(1 for n in range(1, 41) if n % 6 == 0)
+
+
+def test_stored_plan_in_object_storage_reads_the_same_rows_and_box_slices(tmp_path, tax, s3_bucket):
+    """An s3:// output keeps its plan beside the shards in the bucket (the one place every node sees);
+    a task reads its row groups and its slice of each box array with ranged reads."""
+    from pipeline.convert import plan_store
+    from pipeline.convert.plan import plan_split
+
+    images = [v2_image(tmp_path / "r", tax, n, patch=n % 3) for n in range(1, 31)]
+    anns = [ann(k, n, 1 + (k % 7), [k % 9, 1, 4 + k % 5, 6]) for n in range(1, 31) for k in range(n * 10, n * 10 + n % 5)]
+    write_index(tmp_path / "r", tax, images, anns)
+    reader = get_reader("objects365")
+    inline = plan_split(reader, tax, tmp_path / "r", "val", 8_000)
+    store = f"{s3_bucket}/out/{tax.name}/.plan/val"
+    stored = plan_split(reader, tax, tmp_path / "r", "val", 8_000, store=store)
+    assert len(inline) == len(stored) > 3 and stored[0].store == store
+    for a, b in zip(inline, stored):
+        assert len(pickle.dumps(b)) < 600 and b.items == a.items
+    plan_store.remove(store)
+    assert not storage.list_files(store)
 
 
 def test_convert_with_ray_matches_in_process_and_removes_the_plan(tmp_path, tax, ray_session):
