@@ -18,7 +18,7 @@ from pipeline.errors import BadInput
 from trainer.config import TrainConfig, load_config
 from trainer.train import run_training
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TABLE = {"a": 4}
 
 
