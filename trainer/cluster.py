@@ -10,7 +10,8 @@ same thing on every machine.
   fewer is refused at start with the numbers and the `--shard-size` that would fit.
 - `start_process_group`: the process group with a timeout from the config (`dist_timeout_s`), so a rank
   whose peer went silent (a hung node, a cut network without a reset) stops within it, not after torch's
-  30-minute default.
+  30-minute default; `silent_ranks_error` then names the ranks that went silent (those that do not check in
+  through the process group's store after the timeout).
 - `absolute_paths`: `ssiw train --ray` resolves a config's relative paths in the driver, since Ray Train
   workers run in a folder of Ray's own.
 """
@@ -22,7 +23,7 @@ import socket
 from pathlib import Path
 
 from pipeline import storage
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, SsiwError
 
 
 class RanksDisagree(BadInput):
@@ -111,3 +112,47 @@ def start_process_group(backend: str, timeout_s: float) -> None:
     import torch.distributed as dist
 
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+
+class RankWentSilent(SsiwError):
+    """A collective timed out because one or more ranks stopped answering (a hung node, a cut network)."""
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether a collective's error is its timeout (gloo and NCCL both say so in the message)."""
+    text = str(error).lower()
+    return "timed out" in text or "timeout" in text
+
+
+def silent_ranks_error(error: BaseException, rank: int, world: int, step: int, timeout_s: float,
+                       grace_s: float = 5.0) -> RankWentSilent:
+    """After a collective timed out on this rank: every rank still alive checks in through the process
+    group's store; the ranks that have not checked in after `grace_s` are the silent ones. A hung rank
+    cannot write, so it is never taken for a live one; a live rank that timed out more than `grace_s`
+    later than this one would be named too (the message says "did not answer")."""
+    import datetime
+    import time
+
+    import torch.distributed as dist
+
+    where = f"a collective timed out after {timeout_s:g} s (dist_timeout_s) in step {step + 1}"
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        store.set_timeout(datetime.timedelta(seconds=grace_s * 2))
+        key = f"ssiw/alive-after-timeout/{step}/"
+        store.set(f"{key}{rank}", socket.gethostname())
+        time.sleep(grace_s)
+        silent = [r for r in range(world) if not store.check([f"{key}{r}"])]
+    except Exception as store_error:  # noqa: BLE001 -- the store's client raises many types when its host is gone
+        return RankWentSilent(
+            f"{where}, and the rendezvous store (on the node of rank 0, MASTER_ADDR) did not answer either "
+            f"({type(store_error).__name__}): rank 0's node went silent. Fix or replace it, then start every "
+            f"node again with --resume auto. The collective's error: {error}")
+    if not silent:
+        return RankWentSilent(f"{where}, but every rank answered afterwards (a slow rank, not a silent one: raise "
+                              f"dist_timeout_s). The collective's error: {error}")
+    names = ", ".join(str(r) for r in silent)
+    return RankWentSilent(
+        f"{where}: rank{'s' if len(silent) > 1 else ''} {names} of {world} went silent (did not answer within "
+        f"{grace_s:g} s). Fix or replace that node, then start every node again with --resume auto. "
+        f"The collective's error: {error}")

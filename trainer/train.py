@@ -19,7 +19,14 @@ import numpy as np
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from pipeline.shards.read import find_shards
-from trainer.cluster import absolute_paths, agree_on_resume, check_each_sample_once, start_process_group
+from trainer.cluster import (
+    absolute_paths,
+    agree_on_resume,
+    check_each_sample_once,
+    silent_ranks_error,
+    start_process_group,
+    timed_out,
+)
 from trainer.config import TrainConfig
 from trainer.data.augment import AugmentParams
 from trainer.data.stream import Source, StreamSpec, make_loader
@@ -366,6 +373,10 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
                     break
             else:
                 pos.epoch, pos.batch_in_epoch = pos.epoch + 1, 0  # the epoch's stream ran out
+    except RuntimeError as e:  # torch's DistBackendError is one: name the rank that went silent
+        if world > 1 and timed_out(e):
+            raise silent_ranks_error(e, rank, world, pos.step, cfg.dist_timeout_s) from e
+        raise
     finally:
         log.close()
     if world > 1:

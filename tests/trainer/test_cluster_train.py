@@ -139,4 +139,5 @@ def test_a_silent_rank_stops_the_others_within_the_configured_timeout(shards, tm
             stop_group(p.pid)
     assert procs[0].returncode != 0
     assert re.search(r"timed? ?out", text, re.IGNORECASE), text[-3000:]
+    assert "rank 1 of 2 went silent" in text, text[-3000:]  # named, not only "timed out"
     assert waited < 90
