@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.cluster import stop_group
 from support.layout import place, shipped
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,18 +56,6 @@ def group_pids(pgid: int) -> set[int]:
         except (ProcessLookupError, PermissionError):
             continue
     return pids
-
-
-def stop_group(pgid: int) -> None:
-    """Stop every process of a session this test started, by its group id."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.time() + wait
-        while time.time() < deadline and group_pids(pgid):
-            time.sleep(0.3)
 
 
 def base_env(home: Path) -> dict[str, str]:

@@ -43,17 +43,26 @@ print("RESULT", json.dumps({"written": r.written, "shards": r.shards, "quarantin
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Head without CPUs + one 2-CPU worker node that cannot see the driver's temp folder."""
-    temp = tmp_path_factory.mktemp("cluster")
-    driver_tmp = temp / "driver-tmp"
-    driver_tmp.mkdir()
-    c = Cluster(temp)
-    c.driver_tmp = driver_tmp
+    c = _head_only(tmp_path_factory, "cluster")
     try:
-        c.start_head(num_cpus=0)
-        c.add_node(2, hidden=[driver_tmp])
+        c.add_node(2, hidden=[c.driver_tmp])
         yield c
     finally:
         c.stop()
+
+
+def _head_only(tmp_path_factory, name: str) -> Cluster:
+    """A started head without CPUs, and the driver's own temp folder (which worker nodes are not to see)."""
+    temp = tmp_path_factory.mktemp(name)
+    c = Cluster(temp)
+    c.driver_tmp = temp / "driver-tmp"
+    c.driver_tmp.mkdir()
+    try:
+        c.start_head(num_cpus=0)
+    except BaseException:
+        c.stop()
+        raise
+    return c
 
 
 def drive(cluster: Cluster, root: Path, out: str, timeout: float = 240, **extra) -> subprocess.CompletedProcess:
@@ -103,15 +112,10 @@ def shard_tasks_on(node: int) -> list[int]:
 @pytest.fixture(scope="module")
 def hang_cluster(tmp_path_factory):
     """Head without CPUs, a healthy 2-CPU node and a slow 1-CPU node that the tests hang (SIGSTOP)."""
-    temp = tmp_path_factory.mktemp("hang-cluster")
-    driver_tmp = temp / "driver-tmp"
-    driver_tmp.mkdir()
-    c = Cluster(temp)
-    c.driver_tmp = driver_tmp
+    c = _head_only(tmp_path_factory, "hang-cluster")
     try:
-        c.start_head(num_cpus=0)
-        c.healthy = c.add_node(2, hidden=[driver_tmp])
-        c.slow = c.add_node(1, hidden=[driver_tmp], TOY_READ_DELAY="1.0")
+        c.healthy = c.add_node(2, hidden=[c.driver_tmp])
+        c.slow = c.add_node(1, hidden=[c.driver_tmp], TOY_READ_DELAY="1.0")
         yield c
     finally:
         c.stop()
