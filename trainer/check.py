@@ -156,6 +156,76 @@ def _shards(cfg: TrainConfig, usable: list[int], report: CheckReport) -> None:
         report.found.append(f"shards {d.name}/{d.split}: {len(found)} tar(s)")
 
 
+def _same_place(a: str | Path, b: str | Path) -> bool:
+    from pipeline import storage
+
+    if storage.is_remote(a) or storage.is_remote(b):
+        return str(a).rstrip("/") == str(b).rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def _encoder_id(spec: str) -> str:
+    """An encoder spec in canonical form ('open_clip:ViT-B-32' and '...:openai' are one encoder)."""
+    from pipeline.embed.encoders import get_encoder
+
+    try:
+        return get_encoder(spec).id
+    except SsiwError:
+        return spec
+
+
+def _corpus_staleness(corpus, report: CheckReport) -> None:
+    """The recipe the corpus was built from, read again: a dataset whose entry changed since (or is new)
+    is not built as the recipe now says."""
+    from pipeline.corpus.recipe import dataset_hash, load_recipe
+
+    if not Path(corpus.recipe).is_file():
+        return
+    try:
+        recipe = load_recipe(corpus.recipe)
+    except SsiwError as e:
+        report.problems.append(f"corpus: its recipe no longer reads: {e}")
+        return
+    for entry in recipe.datasets:
+        built = corpus.datasets.get(entry.name)
+        if built is None or built.dataset_hash != dataset_hash(recipe, entry):
+            what = "is not in the corpus yet" if built is None else "changed since the corpus was built"
+            report.missing.append(f"corpus: {entry.name} {what} (`ssiw corpus build {corpus.recipe}`)")
+
+
+def _corpus(cfg: TrainConfig, table, report: CheckReport) -> None:
+    """A config naming a built corpus: what it lists must be in the corpus, built the way it says."""
+    from pipeline.corpus.summary import read_summary
+
+    if cfg.corpus is None:
+        return
+    try:
+        corpus = read_summary(cfg.corpus)
+    except SsiwError as e:
+        report.problems.append(f"corpus: {e}")
+        return
+    if not _same_place(cfg.shards, corpus.shards):
+        report.problems.append(f"shards: {cfg.shards}, but the corpus's shards are at {corpus.shards}")
+    for i, d in enumerate(cfg.datasets):
+        built = corpus.datasets.get(d.name)
+        if built is None:
+            report.problems.append(f"datasets[{i}].name: {d.name!r} is not in the corpus {cfg.corpus} (it has "
+                                   f"{', '.join(corpus.datasets)}){_did_you_mean(d.name, list(corpus.datasets))}")
+        elif d.split not in built.splits:
+            report.problems.append(f"datasets[{i}].split: the corpus built {d.name} as {', '.join(built.splits)}, "
+                                   f"not {d.split!r}")
+        elif d.max_samples is not None and d.max_samples > built.splits[d.split].samples:
+            report.found.append(f"datasets[{i}].max_samples: {d.max_samples:,} but the corpus holds "
+                                f"{built.splits[d.split].samples:,} samples of {d.name}/{d.split}: all are used")
+    if table is not None and _encoder_id(table.encoder) != _encoder_id(corpus.encoder):
+        report.problems.append(f"table: encoded with {table.encoder}, but the corpus was embedded with "
+                               f"{corpus.encoder}; its tables: {', '.join(corpus.tables.values())}")
+    samples = sum(s.samples for d in corpus.datasets.values() for s in d.splits.values())
+    report.found.append(f"corpus {cfg.corpus}: {len(corpus.datasets)} datasets, {samples:,} samples, built "
+                        f"{corpus.built_at} from {corpus.recipe}")
+    _corpus_staleness(corpus, report)
+
+
 def check_config(path: Path) -> CheckReport:
     """Validate a training config against the taxonomies, the table, the weights and the shards.
     A field pydantic refuses raises at once (BadInput naming the file and the field)."""
@@ -168,4 +238,5 @@ def check_config(path: Path) -> CheckReport:
     _weights(cfg, report)
     _init(cfg, table, report)
     _shards(cfg, usable, report)
+    _corpus(cfg, table, report)
     return report

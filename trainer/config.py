@@ -53,6 +53,10 @@ class Corruption(_Strict):
 
 
 class TrainConfig(_Strict):
+    corpus: str | None = Field(
+        default=None, description="a built corpus: the corpus.json `ssiw corpus build` wrote beside its shards (a "
+        "file or its folder, local or s3://); its shards, table, taxonomies and training datasets fill in "
+        "`shards`, `table`, `taxonomies` and `datasets` when the config leaves them out (corpus_defaults)")
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name under out_dir")
     out_dir: Path = Path("runs")
     # A string, not a Path: Path would fold "s3://" into "s3:/". Paths given in code are accepted.
@@ -134,6 +138,14 @@ class TrainConfig(_Strict):
         default=0.001, ge=0, le=1, description="stop with an error once the samples skipped as unreadable exceed "
         "this share of the samples read (the first one never stops a run)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_corpus(cls, raw: object) -> object:
+        # Only when something is left to fill: a config saved in a checkpoint or sent to Ray workers has
+        # every field already, and a worker need not see the corpus.json.
+        wanting = isinstance(raw, dict) and raw.get("corpus") and not {"shards", "table", "datasets"} <= set(raw)
+        return corpus_defaults(raw) if wanting else raw
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         names = [d.name for d in self.datasets]
@@ -155,6 +167,23 @@ class TrainConfig(_Strict):
     def backbone_weights(self) -> Path | None:
         """The pretrained backbone file or folder to load; None for a random start."""
         return None if self.weights in (None, "random") else Path(self.weights)
+
+
+def corpus_defaults(raw: dict) -> dict:
+    """`raw` with the fields a config left out taken from its `corpus:`: the shards, the sentence table,
+    the taxonomy folders, and every training dataset on its first "train*" split at ratio 1 (the paper:
+    "each dataset accounts for almost equal ratio"). Fields the config gives win; `ssiw train --check`
+    compares them with the corpus."""
+    from pipeline.corpus.summary import read_summary
+
+    corpus = read_summary(str(raw["corpus"]))
+    filled = dict(raw)
+    filled.setdefault("shards", corpus.shards)
+    filled.setdefault("table", corpus.default_table())
+    if corpus.taxonomies:
+        filled.setdefault("taxonomies", corpus.taxonomies)
+    filled.setdefault("datasets", [{"name": name, "split": split} for name, split in corpus.training_datasets()])
+    return filled
 
 
 # How to get each model's pretrained backbone (the paper starts from ImageNet weights); `tiny` has none.

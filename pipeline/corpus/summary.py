@@ -55,14 +55,33 @@ class CorpusSummary(_Strict):
     box_embeddings: str | None = None
     datasets: dict[str, DatasetSummary]
 
+    def training_split(self, dataset: str) -> str | None:
+        """The split a training config trains `dataset` on by default: its first built split whose name
+        starts with "train" (train, training, train2017); None for an evaluation-only dataset."""
+        d = self.datasets[dataset]
+        if d.role != "train":
+            return None
+        return next((s for s in d.splits if s.startswith("train")), None)
+
+    def training_datasets(self) -> list[tuple[str, str]]:
+        """(dataset, split) for every dataset a run trains on by default, in the recipe's order."""
+        return [(name, split) for name in self.datasets if (split := self.training_split(name)) is not None]
+
+    def default_table(self) -> str:
+        """The sentence table (the paper's label text), else the first one built."""
+        return self.tables.get("sentence") or next(iter(self.tables.values()))
+
 
 def read_summary(path: str | Path) -> CorpusSummary:
-    p = Path(path)
-    if p.is_dir():
-        p = p / SUMMARY_FILE
-    if not p.is_file():
-        raise NotFound(f"{p}: no corpus.json here (`ssiw corpus build RECIPE` writes it beside the shards)")
+    """corpus.json from a file or its folder, local or s3://."""
+    from pipeline import storage
+
+    where = storage.as_location(path)
+    if not str(where).endswith(".json"):
+        where = storage.join(where, SUMMARY_FILE)
+    if not storage.exists(where):
+        raise NotFound(f"{where}: no corpus.json here (`ssiw corpus build RECIPE` writes it beside the shards)")
     try:
-        return CorpusSummary.model_validate(json.loads(p.read_text()))
+        return CorpusSummary.model_validate(json.loads(storage.read_text(where)))
     except (ValueError, ValidationError) as e:
-        raise BadInput(f"{p}: not a corpus.json this version can read: {e}") from e
+        raise BadInput(f"{where}: not a corpus.json this version can read: {e}") from e
