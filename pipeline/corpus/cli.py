@@ -34,9 +34,8 @@ def check(
 ) -> None:
     """Compare what is on disk with each release's official counts, without converting anything.
 
-    One table: images found, expected (and the recipe's cap), the split's index file, the release parts
-    (folders or archives) that are missing, and a status; then one line per problem. Exits 1 when a split
-    has no images or fewer than the release, or its index or a part is missing.
+    One table (images found and expected, index file, missing release parts, status), then one line per
+    problem. Exits 1 when a split has no images or fewer than the release, or its index or a part is missing.
     """
     from pipeline.corpus.check import check_recipe, has_problems
     from pipeline.corpus.recipe import load_recipe
