@@ -23,6 +23,12 @@ def default_taxonomy_dir() -> Path:
     return REPO_ROOT / "taxonomies"
 
 
+def shipped_recipe_dir() -> Path:
+    """The shipped corpus recipes (`taxonomies/corpora/`, packaged with the taxonomies). The taxonomy
+    loader reads only a folder's top-level YAMLs, so this subfolder is never taken for datasets."""
+    return default_taxonomy_dir() / "corpora"
+
+
 def env_taxonomy_dirs() -> list[Path]:
     """$SSIW_TAXONOMIES as a path list (':'-separated, like $PATH), in order."""
     return [Path(p) for p in os.environ.get("SSIW_TAXONOMIES", "").split(os.pathsep) if p]

@@ -68,6 +68,10 @@ def test_wheel_ships_taxonomies_and_runs_from_any_directory(tmp_path):
     assert "labels.yaml" in shipped and len(shipped) > 10
     missing = [n for n in shipped if f"pipeline/shipped_taxonomies/{n}" not in names]
     assert not missing, f"taxonomies missing from the wheel: {missing}"
+    recipes = sorted(p.name for p in (REPO / "taxonomies" / "corpora").glob("*.yaml"))
+    assert "ssiw-paper.yaml" in recipes
+    missing = [n for n in recipes if f"pipeline/shipped_taxonomies/corpora/{n}" not in names]
+    assert not missing, f"corpus recipes missing from the wheel: {missing}"
     assert "trainer/configs/example.yaml" in names
     assert "pipeline/cli.py" in names and "pipeline/convert/readers/__init__.py" in names
     assert not any(n.startswith(("taxonomies/", "tests/")) for n in names)
@@ -97,3 +101,8 @@ def test_wheel_ships_taxonomies_and_runs_from_any_directory(tmp_path):
     assert listed.returncode == 0, listed.stderr
     for dataset in ("ade20k-150", "cityscapes", "objects365-v2"):
         assert dataset in listed.stdout
+    # a shipped recipe by name, from the wheel: every root is absent under an empty data root
+    checked = subprocess.run([str(venv / "bin" / "ssiw"), "corpus", "check", "ssiw-paper", "--data-root", "nodata"],
+                             check=False, capture_output=True, text=True, cwd=elsewhere, env={**env, "COLUMNS": "200"})
+    assert checked.returncode == 1, checked.stderr
+    assert "objects365-v2: root nodata/objects365 not found" in checked.stdout

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 SHOWN = 12  # lines at most; the rest is counted
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
+_DIGIT_RUNS = re.compile(r"(\d+)")
 
 
 def _topmost_absent(folder: str, root: str, known: dict[str, bool]) -> str:
@@ -31,9 +32,10 @@ def _isdir(folder: str, known: dict[str, bool]) -> bool:
     return known[folder]
 
 
-def _runs(names: list[tuple[str, int]]) -> list[tuple[str, int]]:
+def runs(names: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """('patch11', n), ('patch12', m), ... -> ('patch11..patch12', n + m): consecutive numbers with the
-    same prefix collapse into one label; other names stay as they are."""
+    same prefix collapse into one label; other names stay as they are; numbers sort as numbers. Also `ssiw corpus check`'s way
+    of naming the missing parts of a release."""
     numbered: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
     out = []
     for name, count in names:
@@ -52,7 +54,12 @@ def _runs(names: list[tuple[str, int]]) -> list[tuple[str, int]]:
             out.append(_label(run))
             run = [entry]
         out.append(_label(run))
-    return sorted(out)
+    return sorted(out, key=lambda item: _natural(item[0]))
+
+
+def _natural(label: str) -> list:
+    """Sort key that puts patch9 before patch30..patch50."""
+    return [int(piece) if n % 2 else piece for n, piece in enumerate(_DIGIT_RUNS.split(label))]
 
 
 def _label(run: list[tuple[int, str, int]]) -> tuple[str, int]:
@@ -77,7 +84,7 @@ def absent_folders(root: str, missing: Iterable[str]) -> list[tuple[str, int]]:
     lines = []
     for parent, names in sorted(by_parent.items()):
         shown = os.path.relpath(parent, root) if parent.startswith(root) else parent
-        for label, count in _runs(names):
+        for label, count in runs(names):
             where = label if shown == "." else f"{shown}/{label}"
             lines.append((where, count))
     if len(lines) > SHOWN:

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import BadInput, NotFound
-from pipeline.names import name_problem
+from pipeline.names import name_problem, relative_problem
 
 
 class _Strict(BaseModel):
@@ -46,6 +46,19 @@ class Release(_Strict):
         bad = {k: n for k, n in v.items() if n < 1}
         if bad:
             raise ValueError(f"image counts must be positive: {bad}")
+        return v
+
+    @field_validator("parts")
+    @classmethod
+    def _parts_stay_under_the_root(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        from braceexpand import braceexpand
+
+        for split, patterns in v.items():
+            for pattern in patterns:
+                for part in braceexpand(pattern):
+                    problem = relative_problem(part)
+                    if problem:
+                        raise ValueError(f"parts.{split}: {problem}")
         return v
 
 

@@ -34,6 +34,19 @@ def _did_you_mean(name: str, known) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
+def _release_problems(i: int, entry: DatasetRecipe, tax: DatasetTaxonomy) -> list[str]:
+    """Release facts about a split the taxonomy does not have: a typo that would go unchecked."""
+    if entry.release is None:
+        return []
+    problems = []
+    for what in ("images", "parts"):
+        for split in getattr(entry.release, what):
+            if split not in tax.splits:
+                problems.append(f"datasets[{i}] ({entry.name}).release.{what}: no split {split!r}; the taxonomy "
+                                f"has {', '.join(tax.splits)}")
+    return problems
+
+
 def resolve(recipe: CorpusRecipe, taxset: TaxonomySet, where: str = "recipe") -> list[ResolvedDataset]:
     """Every recipe entry with its taxonomy, root and splits; BadInput listing all unknown datasets and
     splits (and entries without a root) when there are any."""
@@ -49,6 +62,7 @@ def resolve(recipe: CorpusRecipe, taxset: TaxonomySet, where: str = "recipe") ->
         for split in unknown:
             problems.append(f"datasets[{i}] ({entry.name}): no split {split!r}; the taxonomy has "
                             f"{', '.join(tax.splits)}")
+        problems += _release_problems(i, entry, tax)
         try:
             root = recipe.dataset_root(entry)
         except BadInput as e:
