@@ -22,7 +22,12 @@ CASES = [
     ("ade20k", "ade20k-150.yaml", "training", 683, 512, "jpg"),
     ("cityscapes", "cityscapes.yaml", "train", 2048, 1024, "png"),
     ("coco_panoptic", "coco-panoptic-133.yaml", "train2017", 640, 480, "jpg"),
+    # The two sets that are ~1.9M of the paper's ~2M images; sizes near their releases' typical ones.
+    ("openimages_v6", "openimages-v6-seg.yaml", "train", 1024, 768, "jpg"),
+    ("objects365", "objects365-v2.yaml", "train", 1024, 683, "jpg"),
 ]
+BOXES_PER_IMAGE = 15  # Objects365 v2: ~25.4M boxes over 1.74M train images
+MASKS_PER_IMAGE = 3  # OpenImages V6: 2.69M masks over 944K train images
 
 
 def _image(rng: np.random.Generator, w: int, h: int) -> Image.Image:
@@ -39,6 +44,17 @@ def _regions(rng: np.random.Generator, w: int, h: int, values: list[int]) -> np.
         x0, y0 = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
         label[y0 : y0 + int(rng.integers(20, h // 3)), x0 : x0 + int(rng.integers(20, w // 3))] = rng.choice(values)
     return label
+
+
+def _boxes(rng: np.random.Generator, image_id: int, w: int, h: int, ids: list[int]) -> list[dict]:
+    """COCO-style box annotations of one image: [x, y, width, height], a class id each."""
+    out = []
+    for k in range(BOXES_PER_IMAGE):
+        bw, bh = int(rng.integers(8, w // 2)), int(rng.integers(8, h // 2))
+        x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        out.append({"id": image_id * 100 + k, "image_id": image_id, "category_id": int(rng.choice(ids)),
+                    "bbox": [x, y, bw, bh], "area": bw * bh, "iscrowd": 0})
+    return out
 
 
 def _raw_ids(tax: DatasetTaxonomy) -> list[int]:
@@ -79,6 +95,20 @@ def generate(fmt: str, tax: DatasetTaxonomy, root: Path, split: str, n: int, w: 
             present = sorted(set(segs.ravel().tolist()))
             made.append((image, [{"id": s, "category_id": int(rng.choice(ids))} for s in present], segs))
         content = [CocoImage(i, f"{i:012d}.jpg", w, h, *made[i % templates]) for i in range(n)]
+    elif fmt == "objects365":
+        for _ in range(min(n, templates)):
+            made.append(_encoded(_image(rng, w, h), "JPEG", quality=90))
+        content = [CocoImage(i + 1, f"images/v1/patch{i % 51}/objects365_v1_{i:08d}.jpg", w, h, made[i % templates],
+                             _boxes(rng, i + 1, w, h, ids)) for i in range(n)]
+    elif fmt == "openimages_v6":
+        from pipeline.convert.layouts.openimages import ObjectMask, OpenImagesImage
+
+        mids = [str(r) for c in tax.classes for r in c.all_raw_ids if isinstance(r, str)]
+        for _ in range(min(n, templates)):
+            masks = [ObjectMask(str(rng.choice(mids)), f"{k:08x}", _regions(rng, w // 2, h // 2, [0, 1]))
+                     for k in range(MASKS_PER_IMAGE)]
+            made.append((_encoded(_image(rng, w, h), "JPEG", quality=90), masks))
+        content = [OpenImagesImage(f"{i:016x}", *made[i % templates]) for i in range(n)]
     else:
         raise ValueError(f"no synthetic generator for format {fmt!r}")
     index = {"categories": []} if fmt == "coco_panoptic" else {}
