@@ -156,6 +156,20 @@ def _shards(cfg: TrainConfig, usable: list[int], report: CheckReport) -> None:
         report.found.append(f"shards {d.name}/{d.split}: {len(found)} tar(s)")
 
 
+def _out_dir(cfg: TrainConfig, report: CheckReport) -> None:
+    from pipeline import storage
+    from trainer.cluster import check_out_dir
+
+    if not storage.is_remote(cfg.out_dir):
+        return
+    try:
+        check_out_dir(cfg.out_dir)
+    except SsiwError as e:
+        report.problems.append(str(e))
+        return
+    report.found.append(f"out_dir {cfg.out_dir}: the bucket is there")
+
+
 def check_config(path: Path) -> CheckReport:
     """Validate a training config against the taxonomies, the table, the weights and the shards.
     A field pydantic refuses raises at once (BadInput naming the file and the field)."""
@@ -168,4 +182,5 @@ def check_config(path: Path) -> CheckReport:
     _weights(cfg, report)
     _init(cfg, table, report)
     _shards(cfg, usable, report)
+    _out_dir(cfg, report)
     return report
