@@ -179,6 +179,12 @@ def test_eval_segment_and_init_read_a_run_folder_in_s3(inputs, tmp_path, s3_buck
     report = json.loads(read(f"{run}/eval-a-training/results.json"))  # beside the checkpoint, in the bucket
     assert report["checkpoint"] == f"{run}/checkpoints/step-0000002.pt" and report["images"] == 2
     assert "eval-a-training/per_class_iou.png" in keys(run)
+    res = runner.invoke(app, ["eval-tables", run, "--table", str(table), "--shards", str(shards), "--stand-in",
+                              "CamVid=a:training", "--multi-scales", "", "--limit", "1"])
+    assert res.exit_code == 0, res.output
+    tables = json.loads(read(f"{run}/paper-tables/tables.json"))  # in the run folder, in the bucket
+    camvid = next(r for r in tables["table3"]["rows"] if r["set"] == "CamVid")
+    assert tables["run"] == run and camvid["present"] and camvid["images"] == 1
 
     tuned = load_config(write_config(tmp_path / "tune.yaml", shards, table, str(tmp_path / "runs"), name="tuned",
                                      init=run, steps=1, checkpoint_every=1))
