@@ -156,3 +156,18 @@ def list_files(folder: Location) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     return {name(e["name"]): int(e["size"]) for e in entries if e["type"] == "file"}
+
+
+def is_file(location: Location) -> bool:
+    """Whether a location names a file (or an object), not a folder (or a key prefix)."""
+    if not is_remote(location):
+        return Path(location).is_file()
+    fs, path = filesystem(location)
+    return bool(fs.isfile(path))
+
+
+def download(location: Location, local: Path) -> Path:
+    """Copy a file or object to a local path (for readers that need a real file, such as torch.load)."""
+    fs, path = filesystem(location)
+    fs.get_file(path, str(local))
+    return local

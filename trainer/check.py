@@ -226,6 +226,20 @@ def _corpus(cfg: TrainConfig, table, report: CheckReport) -> None:
     _corpus_staleness(corpus, report)
 
 
+def _out_dir(cfg: TrainConfig, report: CheckReport) -> None:
+    from pipeline import storage
+    from trainer.cluster import check_out_dir
+
+    if not storage.is_remote(cfg.out_dir):
+        return
+    try:
+        check_out_dir(cfg.out_dir)
+    except SsiwError as e:
+        report.problems.append(str(e))
+        return
+    report.found.append(f"out_dir {cfg.out_dir}: the bucket is there")
+
+
 def check_config(path: Path) -> CheckReport:
     """Validate a training config against the taxonomies, the table, the weights and the shards.
     A field pydantic refuses raises at once (BadInput naming the file and the field)."""
@@ -239,4 +253,5 @@ def check_config(path: Path) -> CheckReport:
     _init(cfg, table, report)
     _shards(cfg, usable, report)
     _corpus(cfg, table, report)
+    _out_dir(cfg, report)
     return report

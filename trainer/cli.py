@@ -71,8 +71,18 @@ def _check(config: Path) -> None:
     typer.echo(f"{config}: valid" + (f", {len(report.missing)} input(s) not built yet" if report.missing else ""))
 
 
+RUN_HELP = "checkpoint .pt or run folder, local or s3://bucket/prefix/run"
+
+
+def _run_location(text: str):
+    """A run folder or checkpoint argument: a Path, or a URL string (Path would fold s3:// into s3:/)."""
+    from pipeline import storage
+
+    return storage.as_location(text)
+
+
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
+    checkpoint: Annotated[str, typer.Argument(help=RUN_HELP)],
     dataset: Annotated[str, typer.Option(help="taxonomy to evaluate on (its labels are embedded, zero-shot)")],
     root: Annotated[Path | None, typer.Option(help="dataset root, read through its format reader")] = None,
     shards: Annotated[str | None, typer.Option(help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
@@ -84,7 +94,8 @@ def evaluate(
     sliding: Annotated[bool, typer.Option(help="sliding window of the training crop size")] = False,
     flip: Annotated[bool, typer.Option(help="also average horizontally flipped passes")] = False,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images")] = None,
-    out: Annotated[Path | None, typer.Option(help="report folder (default: beside the checkpoint)")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="report folder, local or s3:// (default: beside the checkpoint, in its run folder)")] = None,
     taxonomies: Annotated[list[Path] | None, typer.Option(
         help="taxonomy folder layered over the shipped set, repeatable; later ones win (also $SSIW_TAXONOMIES, a path list)")] = None,
     protocol: Annotated[str, typer.Option(
@@ -93,6 +104,8 @@ def evaluate(
              "640-px sliding windows; results.json records which")] = "ours",
 ) -> None:
     """mIoU and per-class IoU: single-scale and multi-scale, as a table, a bar chart and results.json."""
+    from pipeline import storage
+    from trainer.model.checkpoint import run_folder_of
     from trainer.predict.evaluate import (
         evaluate_checkpoint,
         print_skip,
@@ -103,6 +116,7 @@ def evaluate(
 
     if (root is None) == (shards is None):
         raise BadInput("give exactly one of --root or --shards")
+    checkpoint = _run_location(checkpoint)
     tab = None
     if table is not None:
         from trainer.train import load_embedding_table
@@ -123,13 +137,13 @@ def evaluate(
     results = evaluate_checkpoint(checkpoint, dataset, samples, table=tab, single_scale=scale,
                                   multi_scales=_scales(multi_scales), sliding=sliding, flip=flip,
                                   taxonomies=taxonomies, protocol=protocol, skipped=skipped)
-    base = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
-    paths = write_report(results, out or base / f"eval-{dataset}-{split}")
+    report_dir = storage.as_location(out) if out else storage.join(run_folder_of(checkpoint), f"eval-{dataset}-{split}")
+    paths = write_report(results, report_dir)
     typer.echo(f"wrote {paths['json']} and {paths['chart']}")
 
 
 def segment(
-    checkpoint: Annotated[Path, typer.Argument(help="checkpoint .pt or run folder")],
+    checkpoint: Annotated[str, typer.Argument(help=RUN_HELP)],
     images: Annotated[list[Path], typer.Argument(help="images to label")],
     dataset: Annotated[str | None, typer.Option(
         help="use this taxonomy's labels (default, with no --label either: the run's own label space)")] = None,
@@ -153,7 +167,7 @@ def segment(
 
     if dataset is not None and label:
         raise BadInput("give either --dataset or --label 'name: description', not both")
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = Predictor.from_checkpoint(_run_location(checkpoint))
     taxonomies = run_taxonomies(taxonomies, predictor.settings)  # else the folders the run trained with
     if not dataset and not label:
         names, vectors = softmax_columns(predictor.label_space, taxonomies)
@@ -216,7 +230,7 @@ def import_ssiw(
 
 
 def pseudo_label(
-    run: Annotated[Path, typer.Argument(help="run folder or checkpoint that predicts the labels")],
+    run: Annotated[str, typer.Argument(help="run folder or checkpoint that predicts the labels, local or s3://")],
     dataset: Annotated[str, typer.Option(help="the dataset whose images are labelled")],
     shards: Annotated[str | None, typer.Option(
         help="shard folder or s3:// URL holding <dataset>/<split>-*.tar")] = None,
@@ -254,8 +268,9 @@ def pseudo_label(
         raise BadInput("give exactly one of --out (shards) or --png-dir (plain label PNGs)")
     if taxonomy and label:
         raise BadInput("give --taxonomy or --label, not both (neither: the run's own label space)")
+    run = _run_location(run)
     ckpt = RunCheckpoint.load(run)
-    run_path = str(Path(run).resolve())
+    run_path = str(run if storage.is_remote(run) else Path(run).resolve())
     output, encoder = _choose_output_labels(ckpt.label_space, taxonomy, label, table, taxonomies)
     out_name = name or taxonomy or f"{dataset}-pseudo"
     labeller = Labeller(run_path, ckpt.step, output, encoder, scale or ckpt.settings.short_edge, confidence, dataset)
@@ -318,7 +333,7 @@ def _choose_output_labels(space, taxonomy, label, table, taxonomies):
 
 
 def eval_tables(
-    run: Annotated[Path, typer.Argument(help="run folder or checkpoint")],
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
     table: Annotated[Path, typer.Option(help="embedding table holding the test sets' labels (same encoder as the run)")],
     shards: Annotated[Path | None, typer.Option(help="shard folder holding <dataset>/<split>-*.tar")] = None,
     data_root: Annotated[Path | None, typer.Option(
@@ -333,11 +348,13 @@ def eval_tables(
     paper_row3: Annotated[str, typer.Option(help="Table 3 row shown beside ours")] = "Ours (Segformer-B5, HD+OI+OB)",
     paper_row4: Annotated[str, typer.Option(help="Table 4 row shown beside ours")] = "Ours (Sentence)",
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N images of each set")] = None,
-    out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/paper-tables)")] = None,
+    out: Annotated[str | None, typer.Option(help="output folder, local or s3:// (default: <run>/paper-tables)")] = None,
     taxonomies: Annotated[Path | None, typer.Option(help="taxonomy folder (default: the shipped one)")] = None,
 ) -> None:
     """Evaluate a run on every zero-shot set of the paper's Tables 3 and 4 that is present (absent ones are
     listed) and write tables.md and tables.json with the paper's published numbers beside ours."""
+    from pipeline import storage
+    from trainer.model.checkpoint import run_folder_of
     from trainer.predict.evaluate import evaluate_checkpoint
     from trainer.predict.paper_tables import build_report, locate, parse_stand_ins, samples_for, write_tables
     from trainer.predict.predictor import Predictor
@@ -346,6 +363,7 @@ def eval_tables(
     if shards is None and data_root is None:
         raise BadInput("give --shards or --data-root (or both) to say where the test sets are")
     found = locate(shards, data_root, parse_stand_ins(stand_in or []))
+    run = _run_location(run)
     tab = load_embedding_table(table)
     predictor = Predictor.from_checkpoint(run)
     multi = _scales(multi_scales)
@@ -357,8 +375,7 @@ def eval_tables(
                                    predictor=predictor, taxonomies=taxonomies, protocol=protocol)
 
     report = build_report(str(run), protocol, found, evaluate_set, paper_row3, paper_row4, tuple(multi))
-    base = run if run.is_dir() else run.parent.parent
-    paths = write_tables(report, out or base / "paper-tables")
+    paths = write_tables(report, storage.as_location(out) if out else storage.join(run_folder_of(run), "paper-tables"))
     for name, why in report["absent"].items():
         typer.echo(f"absent: {name} ({why})")
     typer.echo(f"wrote {paths['markdown']} and {paths['json']}")

@@ -5,6 +5,7 @@ same thing on every machine.
   0's choice stands; a rank that sees something else (the run folder is not shared, so rank 1 finds no
   checkpoint while rank 0 resumes at step 60) stops every rank at start with an error naming both views,
   instead of ranks training from different steps until a collective hangs.
+- `check_out_dir`: an `s3://` out_dir (the run folder in object storage) names a bucket this rank can see.
 - `check_each_sample_once`: with `resampled: false` each shard is read by exactly one loader worker of one
   rank (webdataset's split_by_node, split_by_worker), so a dataset needs at least ranks x workers shards;
   fewer is refused at start with the numbers and the `--shard-size` that would fit.
@@ -30,8 +31,8 @@ class RanksDisagree(BadInput):
     """The ranks of one run see different things (a run folder that is not shared, different configs)."""
 
 
-def _local_choice(requested: str | Path | None, run_dir: Path) -> str | None:
-    """What this rank would resume from: None, or a checkpoint file it can read."""
+def _local_choice(requested: str | Path | None, run_dir: storage.Location) -> str | None:
+    """What this rank would resume from: None, or a checkpoint file (or s3:// object) it can read."""
     from trainer.model.checkpoint import latest_checkpoint
 
     if requested is None:
@@ -39,19 +40,21 @@ def _local_choice(requested: str | Path | None, run_dir: Path) -> str | None:
     if str(requested) == "auto":
         found = latest_checkpoint(run_dir)
         return str(found) if found else None
-    path = Path(requested)
-    if path.is_dir():
+    path = storage.as_location(requested)
+    if storage.is_file(path):
+        return str(path)
+    if storage.exists(path):  # a run folder (for s3://, a prefix holding objects)
         found = latest_checkpoint(path)
         return str(found) if found else f"{path} (a folder without checkpoints)"
-    return str(path) if path.is_file() else f"{path} (not found)"
+    return f"{path} (not found)"
 
 
-def agree_on_resume(requested: str | Path | None, run_dir: Path, rank: int, world: int) -> str | None:
+def agree_on_resume(requested: str | Path | None, run_dir: storage.Location, rank: int, world: int) -> str | None:
     """The checkpoint every rank resumes from (None: a fresh start), as rank 0 sees it. Raises
     RanksDisagree on every rank when any rank sees otherwise."""
     mine = _local_choice(requested, run_dir)
     if world == 1:
-        if mine is not None and not Path(mine).is_file():
+        if mine is not None and not storage.is_file(mine):
             raise BadInput(f"--resume {requested}: {mine}")
         return mine
     import torch.distributed as dist
@@ -65,12 +68,19 @@ def agree_on_resume(requested: str | Path | None, run_dir: Path, rank: int, worl
                           for r, (host, seen) in enumerate(views) if r == 0 or r in differ)
         raise RanksDisagree(
             f"--resume {requested}: the ranks do not agree on where to start ({shown}). Every rank must see the "
-            f"same run folder ({run_dir}): put out_dir on a filesystem every node mounts, or pass --resume "
-            "with a checkpoint file every node can read."
+            f"same run folder ({run_dir}): put out_dir on a filesystem every node mounts or in object storage "
+            "(out_dir: s3://bucket/prefix), or pass --resume with a checkpoint file every node can read."
         )
-    if chosen is not None and not Path(chosen).is_file():
+    if chosen is not None and not storage.is_file(chosen):
         raise BadInput(f"--resume {requested}: {chosen}")
     return chosen
+
+
+def check_out_dir(out_dir: storage.Location) -> None:
+    """An s3:// out_dir must name a bucket these credentials see: said at start, not at the first save."""
+    if storage.is_remote(out_dir) and not storage.bucket_exists(out_dir):
+        raise BadInput(f"out_dir: {out_dir}: no such bucket, or these credentials cannot see it "
+                       "(AWS_* variables, ~/.aws)")
 
 
 def check_each_sample_once(sources, world: int, workers: int, resampled: bool) -> None:

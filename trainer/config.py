@@ -5,9 +5,22 @@ from __future__ import annotations
 from pathlib import Path, PurePath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from pipeline import storage
 from pipeline.errors import BadInput, NotFound
+
+# A local path (a Path) or an object-store URL (a string: Path would fold "s3://" into "s3:/"). After the
+# union (a Path, or any string as given), so that a JSON round trip gives the same value.
+Location = Annotated[str | Path, AfterValidator(storage.as_location)]
 
 
 class _Strict(BaseModel):
@@ -58,7 +71,9 @@ class TrainConfig(_Strict):
         "file or its folder, local or s3://); its shards, table, taxonomies and training datasets fill in "
         "`shards`, `table`, `taxonomies` and `datasets` when the config leaves them out (corpus_defaults)")
     name: str = Field(default="run", pattern=r"^[A-Za-z0-9._-]+$", description="run folder name under out_dir")
-    out_dir: Path = Path("runs")
+    out_dir: Location = Field(
+        default=Path("runs"), description="folder of the run folders, or s3://bucket/prefix (checkpoints are "
+        "uploaded whole, logs from a local spool: see trainer/run_log.py)")
     # A string, not a Path: Path would fold "s3://" into "s3:/". Paths given in code are accepted.
     shards: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, PurePath) else v)] = Field(
         description="folder or s3://bucket/prefix holding <dataset>/<split>-NNNNNN.tar")
@@ -74,8 +89,9 @@ class TrainConfig(_Strict):
     weights: Literal["random"] | Path | None = Field(
         default=None, description="local pretrained backbone weights, or `random` for a randomly initialised "
         "backbone; a config file must say which (see PRETRAINED_HOWTO)")
-    init: Path | None = Field(
-        default=None, description="start the whole network from this ssiw run folder or checkpoint (fine-tuning)")
+    init: Location | None = Field(
+        default=None, description="start the whole network from this ssiw run folder or checkpoint, local or "
+        "s3:// (fine-tuning)")
     width: int = Field(default=32, ge=4, description="channel width of the tiny / resnet18 heads")
     sync_bn: bool = Field(default=True, description="synchronise batch norm across processes (several processes)")
 
@@ -131,6 +147,10 @@ class TrainConfig(_Strict):
     resampled: bool = True
     checkpoint_every: int = Field(default=2000, ge=1)
     log_every: int = Field(default=10, ge=1)
+    log_upload_every_s: float = Field(
+        default=60, ge=0, description="with an s3:// out_dir: the logs are uploaded at the first log step this "
+        "many seconds after the last upload (and before every checkpoint and at the end); a crash loses the "
+        "rows since the last upload")
     dist_timeout_s: float = Field(
         default=600, gt=0, description="seconds a rank waits in a collective for the others (torch.distributed "
         "process-group timeout) before the run stops; torch's own default is 30 minutes")
@@ -160,8 +180,9 @@ class TrainConfig(_Strict):
         return self
 
     @property
-    def run_dir(self) -> Path:
-        return self.out_dir / self.name
+    def run_dir(self) -> Path | str:
+        """The run folder: a Path, or an s3:// URL string when out_dir is one."""
+        return storage.join(self.out_dir, self.name)
 
     @property
     def backbone_weights(self) -> Path | None:

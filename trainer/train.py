@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.errors import BadInput
 from pipeline.safe_write import remove_stale_temps, write_text_atomic
 from pipeline.shards.read import find_shards
@@ -23,6 +24,7 @@ from trainer.cluster import (
     absolute_paths,
     agree_on_resume,
     check_each_sample_once,
+    check_out_dir,
     silent_ranks_error,
     start_process_group,
     timed_out,
@@ -199,14 +201,17 @@ class LoopPosition:
     samples_skipped: int = 0
 
 
-def save_run_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, space: LabelSpace, pos: LoopPosition) -> Path:
+def save_run_checkpoint(cfg: TrainConfig, model, optimizer, scheduler, space: LabelSpace,
+                        pos: LoopPosition) -> storage.Location:
+    """checkpoints/step-NNNNNNN.pt in the run folder; in object storage it is written to a local temp and
+    uploaded whole (pipeline/safe_write.py), so --resume never finds half of one under its name."""
     import torch
 
     training = TrainingState(optimizer.state_dict(), scheduler.state_dict(), pos.epoch, pos.batch_in_epoch,
                              torch.get_rng_state(), pos.samples_read, pos.samples_skipped)
     ckpt = RunCheckpoint(model.net.state_dict(), model.criterion.state_dict(), json.loads(cfg.model_dump_json()),
                          space, pos.step, training)
-    return ckpt.save(cfg.run_dir / "checkpoints" / f"step-{pos.step:07d}.pt")
+    return ckpt.save(storage.join(cfg.run_dir, "checkpoints", f"step-{pos.step:07d}.pt"))
 
 
 def restore(resume: str | Path, model, optimizer, scheduler) -> LoopPosition:
@@ -261,8 +266,9 @@ def build_scheduler(optimizer, cfg: TrainConfig):
 
 def start_run_folder(cfg: TrainConfig, sources: list[Source], space: LabelSpace) -> None:
     """Rank 0: the config beside the checkpoints, no half-saved checkpoint left, notes for the log."""
-    write_text_atomic(cfg.run_dir / "config.json", cfg.model_dump_json(indent=2))
-    remove_stale_temps(cfg.run_dir / "checkpoints")  # a checkpoint being saved when the run was killed
+    write_text_atomic(storage.join(cfg.run_dir, "config.json"), cfg.model_dump_json(indent=2))
+    # A checkpoint being saved when the run was killed (for s3://, a temp object uploaded but not yet copied).
+    remove_stale_temps(storage.join(cfg.run_dir, "checkpoints"))
     for note in box_target_notes(sources, _record_supervision):
         print(note, flush=True)
     if space.held_out:
@@ -315,6 +321,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     from torch.nn.parallel import DistributedDataParallel
 
     rank, world, device = start_processes(cfg)
+    check_out_dir(cfg.out_dir)
     resume = agree_on_resume(resume, cfg.run_dir, rank, world)  # rank 0's choice, or every rank stops
     torch.manual_seed(cfg.seed)
     cfg = with_epochs(cfg, world)
@@ -329,7 +336,7 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     ddp = DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     if rank == 0:
         start_run_folder(cfg, sources, space)
-    log = RunLog(cfg.run_dir, rank, pos.step, cfg.steps, cfg.log_every, cfg.name, progress)
+    log = RunLog(cfg.run_dir, rank, pos.step, cfg.steps, cfg.log_every, cfg.name, progress, cfg.log_upload_every_s)
     labels = LabelColumns(space, device, cfg.softmax_over == "own")
     batches_per_epoch = math.ceil(cfg.epoch_samples / (cfg.batch_size * world))
     aug = AugmentParams.from_config(cfg)
@@ -399,7 +406,7 @@ def _add_counts(read_total: int, skipped_total: int, read: int, skipped: int, wo
     return read_total + read, skipped_total + skipped
 
 
-def _check_bad_limit(read: int, skipped: int, fraction: float, run_dir: Path) -> None:
+def _check_bad_limit(read: int, skipped: int, fraction: float, run_dir: storage.Location) -> None:
     if skipped > max(1.0, fraction * read):
         raise BadSampleLimit(
             f"{skipped} of {read} samples read were unreadable ({skipped / max(read, 1):.2%}), over the limit "
@@ -413,14 +420,25 @@ def run_with_ray(cfg: TrainConfig, num_workers: int, use_gpu: bool, resume: str 
     from ray.train.torch import TorchTrainer
 
     config_json = absolute_paths(cfg).model_dump_json()  # Ray Train workers run in a folder of Ray's
+    # For a run folder or shards in object storage, the driver's AWS_* settings (endpoint, credentials,
+    # region) go to the workers, as convert's tasks get them: nodes need no AWS configuration of their own.
+    remote = storage.is_remote(cfg.out_dir) or storage.is_remote(cfg.shards)
+    aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")} if remote else {}
 
     def loop(_: dict) -> None:
+        os.environ.update(aws)
         run_training(TrainConfig.model_validate_json(config_json), resume=resume, progress=False)
 
     trainer = TorchTrainer(
         loop,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
-        run_config=RunConfig(name=cfg.name, storage_path=str(cfg.out_dir.resolve() / "ray")),
+        run_config=RunConfig(name=cfg.name, storage_path=_ray_storage(cfg.out_dir)),
     )
     result = trainer.fit()
     return {"run_dir": str(cfg.run_dir), "ray_result": str(result.path)}
+
+
+def _ray_storage(out_dir: storage.Location) -> str:
+    """Where Ray Train keeps its own records: out_dir/ray (Ray reads s3:// itself, with the same AWS_* variables)."""
+    base = out_dir if storage.is_remote(out_dir) else Path(out_dir).resolve()
+    return str(storage.join(base, "ray"))

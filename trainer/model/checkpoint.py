@@ -1,6 +1,11 @@
 """The run checkpoint: one contract for every writer (training, `ssiw import-ssiw`) and every reader
 (`--resume`, `init:`, `ssiw segment`, `ssiw eval`, `ssiw pseudo-label`).
 
+A checkpoint or run folder may be local or in object storage (`s3://bucket/prefix/run`, through
+pipeline.storage). An object-store checkpoint is saved as every file is (pipeline.safe_write: written
+whole to a local temp, then uploaded, so no reader sees half of one under its final name) and read
+from a local temp copy.
+
 A checkpoint is data, not code: it holds only tensors and plain values (dict, list, str, int, float,
 bool, None) and is read with torch.load(weights_only=True), so loading a file cannot run anything.
 save() converts numpy arrays, tuples and paths to those types and refuses anything else; load()
@@ -11,14 +16,17 @@ those, are let through on reading.
 
 from __future__ import annotations
 
+import fnmatch
 import pickle
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from pipeline import storage
 from pipeline.errors import BadInput, NotFound
 from pipeline.safe_write import atomic_path
 from trainer.config import config_default
@@ -98,7 +106,7 @@ class RunCheckpoint:
                          torch_rng=t.torch_rng, samples_read=t.samples_read, samples_skipped=t.samples_skipped)
         return plain(state, "checkpoint")
 
-    def save(self, path: Path) -> Path:
+    def save(self, path: storage.Location) -> storage.Location:
         import torch
 
         try:
@@ -127,10 +135,14 @@ class RunCheckpoint:
                    LabelSpace.from_dict(state["label_space"]), int(state["step"]), training)
 
     @classmethod
-    def load(cls, path: str | Path) -> RunCheckpoint:
-        """A checkpoint file, or a run folder's newest checkpoint."""
+    def load(cls, path: storage.Location) -> RunCheckpoint:
+        """A checkpoint file, or a run folder's newest checkpoint (local or s3://)."""
         p = resolve_checkpoint(path)
-        return cls.from_state(_read(p), p)
+        if not storage.is_remote(p):
+            return cls.from_state(_read(p), p)
+        with tempfile.TemporaryDirectory(prefix="ssiw-checkpoint-") as folder:
+            local = storage.download(p, Path(folder) / storage.name(p))
+            return cls.from_state(_read(local, shown=p), p)
 
 
 def plain(value, where: str):
@@ -169,18 +181,21 @@ def _legacy_numpy_globals() -> list:
     return [reconstruct, np.ndarray, np.dtype, *numeric]
 
 
-def _read(p: Path) -> dict:
+def _read(p: Path, shown: storage.Location | None = None) -> dict:
+    """torch.load(weights_only=True) of a local file; errors name `shown` (the object it was fetched
+    from) when given."""
     import torch
 
+    where = shown or p
     try:
         with torch.serialization.safe_globals(_legacy_numpy_globals()):
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise BadInput(f"{p}: refused: it asks for {_refused_object(e)}, not only tensors and plain values; "
+        raise BadInput(f"{where}: refused: it asks for {_refused_object(e)}, not only tensors and plain values; "
                        "checkpoints are read with torch.load(weights_only=True) so that opening one cannot run "
                        "code") from None
     except Exception as e:  # torch.load raises many types for a damaged or foreign file (zip, EOF, ...)
-        raise BadInput(f"{p}: not a readable checkpoint: {e}") from e
+        raise BadInput(f"{where}: not a readable checkpoint: {e}") from e
 
 
 def _refused_object(error: Exception) -> str:
@@ -193,19 +208,31 @@ def _refused_object(error: Exception) -> str:
     return f"a Python object ({lines[-1] if lines else type(error).__name__})"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = sorted((Path(run_dir) / "checkpoints").glob("step-*.pt"))
-    return found[-1] if found else None
+CHECKPOINT_NAMES = "step-*.pt"  # step-0000060.pt: zero-padded, so the newest sorts last
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file as given, or a run folder's newest one."""
-    p = Path(path)
-    if p.is_dir():
+def latest_checkpoint(run_dir: storage.Location) -> storage.Location | None:
+    """The newest checkpoint of a run folder, local (a Path) or s3:// (a URL); None when it has none.
+    A temp a save left behind (`step-*.pt.tmp-*`) is never one."""
+    folder = storage.join(run_dir, "checkpoints")
+    found = sorted(n for n in storage.list_files(folder) if fnmatch.fnmatchcase(n, CHECKPOINT_NAMES))
+    return storage.join(folder, found[-1]) if found else None
+
+
+def resolve_checkpoint(path: storage.Location) -> storage.Location:
+    """A checkpoint file as given, or a run folder's newest one (a Path, or a URL for s3://)."""
+    p = storage.as_location(path)
+    if storage.is_file(p):
+        return p
+    if storage.exists(p):  # a folder, or for s3:// a prefix holding objects
         found = latest_checkpoint(p)
         if found is None:
             raise NotFound(f"{p}: no checkpoints/step-*.pt in this run folder")
-        p = found
-    if not p.is_file():
-        raise NotFound(f"{p}: checkpoint not found")
-    return p
+        return found
+    raise NotFound(f"{p}: checkpoint not found")
+
+
+def run_folder_of(path: storage.Location) -> storage.Location:
+    """The run folder of a checkpoint file (<run>/checkpoints/step-N.pt), or the run folder given."""
+    p = storage.as_location(path)
+    return storage.parent(storage.parent(p)) if storage.is_file(p) else p

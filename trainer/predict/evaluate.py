@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.errors import BadInput, SsiwError
 from pipeline.safe_write import save_figure, write_text_atomic
 from pipeline.shards.read import OnSkip, SkippedSample
@@ -230,8 +231,9 @@ def seen_summary(results: dict) -> str:
             f"unseen, zero-shot ({len(no)}): {', '.join(no) or 'none'}")
 
 
-def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
-    """results.json, a per-class IoU bar chart (PNG) and a rich table on the console."""
+def write_report(results: dict, out_dir: storage.Location) -> dict[str, storage.Location]:
+    """results.json, a per-class IoU bar chart (PNG) and a rich table on the console. out_dir may be
+    an s3:// folder (beside the checkpoint of a run kept in object storage)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -239,8 +241,8 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     from rich.console import Console
     from rich.table import Table
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "results.json", "chart": out_dir / "per_class_iou.png"}
+    storage.makedirs(out_dir)
+    paths = {"json": storage.join(out_dir, "results.json"), "chart": storage.join(out_dir, "per_class_iou.png")}
     write_text_atomic(paths["json"], json.dumps(results, indent=2))
 
     modes = [m for m in ("single_scale", "multi_scale") if m in results]

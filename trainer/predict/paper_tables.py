@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import storage
 from pipeline.errors import BadInput
 from pipeline.safe_write import write_text_atomic
 
@@ -240,10 +241,10 @@ def build_report(run: str, protocol: str, found: Located, evaluate: Evaluate, ro
     }
 
 
-def write_tables(report: dict, out_dir: Path) -> dict[str, Path]:
-    """tables.md and tables.json (with every set's full evaluation results) in out_dir."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out_dir / "tables.md", "json": out_dir / "tables.json"}
+def write_tables(report: dict, out_dir: storage.Location) -> dict[str, storage.Location]:
+    """tables.md and tables.json (with every set's full evaluation results) in out_dir (local or s3://)."""
+    storage.makedirs(out_dir)
+    paths = {"markdown": storage.join(out_dir, "tables.md"), "json": storage.join(out_dir, "tables.json")}
     write_text_atomic(paths["markdown"], markdown(report))
     write_text_atomic(paths["json"], json.dumps(report, indent=2))
     return paths
