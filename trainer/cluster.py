@@ -15,12 +15,15 @@ same thing on every machine.
   through the process group's store after the timeout).
 - `absolute_paths`: `ssiw train --ray` resolves a config's relative paths in the driver, since Ray Train
   workers run in a folder of Ray's own.
+- `shared_store_warning`: under torchrun with `--max-restarts`, says when torchrun's agent shares its
+  rendezvous store with the run, which makes a restarted group hang or fail (pytorch/pytorch#167288).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline import storage
@@ -114,6 +117,27 @@ def absolute_paths(cfg):
         elif name == "shards" and isinstance(value, str) and not storage.is_remote(value) and not os.path.isabs(value):
             update[name] = os.path.abspath(value)
     return cfg.model_copy(update=update)
+
+
+def shared_store_warning(env: Mapping[str, str]) -> str | None:
+    """A warning when torchrun may restart this process group (`--max-restarts` above 0) while its agent
+    shares one rendezvous store with the run (TORCHELASTIC_USE_AGENT_STORE=True, torch's default). That
+    store outlives each attempt and keeps the keys of the one before, so a restarted group can read its
+    peers' old addresses and hang in init_process_group, past dist_timeout_s, or fail (pytorch/pytorch#167288;
+    8 runs of 10 here, docs/cluster.md). TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in every node's environment gives
+    each attempt a store of its own with the c10d rendezvous; the static one (--master-addr) always shares it."""
+    if env.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    try:
+        restarts = int(env.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+    except ValueError:
+        return None
+    if restarts <= 0:
+        return None
+    return (f"[ssiw] warning: torchrun may restart this run (--max-restarts {restarts}) but shares its rendezvous "
+            "store with it, and a restarted group can then hang or fail (pytorch/pytorch#167288). Start torchrun "
+            "with --rdzv-backend c10d and TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 on every node; see docs/cluster.md, "
+            "'Elastic training'.")
 
 
 def start_process_group(backend: str, timeout_s: float) -> None:

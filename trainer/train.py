@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from trainer.cluster import (
     agree_on_resume,
     check_each_sample_once,
     check_out_dir,
+    shared_store_warning,
     silent_ranks_error,
     start_process_group,
     timed_out,
@@ -172,6 +174,9 @@ def start_processes(cfg: TrainConfig):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized() and world > 1:
+        warning = shared_store_warning(os.environ)
+        if warning and local_rank == 0:  # once per node: the variable is read by each node's torchrun
+            print(warning, file=sys.stderr, flush=True)
         start_process_group("nccl" if device.type == "cuda" else "gloo", cfg.dist_timeout_s)
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), device
@@ -333,6 +338,9 @@ def run_training(cfg: TrainConfig, table=None, resume: str | Path | None = None,
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
     pos = restore(resume, model, optimizer, scheduler) if resume else LoopPosition()
+    if resume and rank == 0:
+        print(f"[ssiw] resuming from {resume} at step {pos.step} of {cfg.steps}, {world} "
+              f"process{'es' if world > 1 else ''}", flush=True)
     ddp = DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
     if rank == 0:
         start_run_folder(cfg, sources, space)
