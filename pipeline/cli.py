@@ -11,6 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from pipeline.convert import cli as convert_cli
+from pipeline.corpus import cli as corpus_cli
 from pipeline.describe import cli as describe_cli
 from pipeline.embed import cli as embed_cli
 from pipeline.errors import SsiwError
@@ -50,6 +51,7 @@ app.command("embed")(embed_cli.embed)
 app.add_typer(label_audit_cli.app, name="labels")
 app.command("convert")(convert_cli.convert)
 app.add_typer(shards_cli.shards_app, name="shards")
+app.add_typer(corpus_cli.app, name="corpus")
 app.command("train")(trainer_cli.train)
 app.command("eval")(trainer_cli.evaluate)
 app.command("eval-tables")(trainer_cli.eval_tables)

@@ -137,10 +137,11 @@ class CorpusRecipe(_Strict):
         return Path(self.data_root) / (entry.root if entry.root is not None else entry.name)
 
     def with_overrides(self, *, data_root: str | None = None, out: str | None = None,
-                       cache: str | None = None) -> CorpusRecipe:
-        """The recipe with the command line's locations in place of its own."""
-        changes = {k: v for k, v in {"data_root": data_root, "out": out, "cache": cache}.items() if v is not None}
-        return self.model_copy(update=changes)
+                       cache: str | None = None, taxonomies: list[str] | None = None) -> CorpusRecipe:
+        """The recipe with the command line's locations in place of its own (taxonomy folders: the
+        whole list)."""
+        given = {"data_root": data_root, "out": out, "cache": cache, "taxonomies": taxonomies}
+        return self.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
 def dataset_hash(recipe: CorpusRecipe, entry: DatasetRecipe) -> str:
