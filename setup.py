@@ -10,5 +10,5 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "trainer", "trainer.*"])
     + ["pipeline.shipped_taxonomies"],
     package_dir={"pipeline.shipped_taxonomies": "taxonomies"},
-    package_data={"pipeline.shipped_taxonomies": ["*.yaml"], "trainer": ["configs/*.yaml"], "trainer.model": ["*.txt"]},
+    package_data={"pipeline.shipped_taxonomies": ["*.yaml", "corpora/*.yaml"], "trainer": ["configs/*.yaml"], "trainer.model": ["*.txt"]},
 )
