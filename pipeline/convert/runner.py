@@ -249,9 +249,9 @@ def run_job(
     a whole corpus) by each shard's items as it finishes; then assemble the manifest and quarantine report."""
     start = time.perf_counter()
     tax, reader, split, out_dir, out_ds = job.tax, job.reader, job.split, job.out_dir, job.out_ds
-    if use_ray:
+    if job.todo and use_ray:  # nothing to do touches no Ray API: one would start an unmanaged Ray
         _run_on_ray(tax, reader, job.todo, out_dir, job.options, bar, workers, task_timeout)
-    else:
+    elif job.todo:
         _run_in_process(tax, reader, job.todo, out_dir, job.options, bar)
     remove_split_temps(out_ds, split)  # of tasks killed with their node, or cancelled, during this run
     notes: dict[str, int] = {}  # what reading did to written samples (boxes clipped, pixels snapped), summed

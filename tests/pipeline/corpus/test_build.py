@@ -211,6 +211,18 @@ def test_a_killed_build_resumes_without_redoing_finished_work(tmp_path):
     assert read_summary(out).datasets["demo-coco"].splits["train2017"].samples == 30
 
 
+def test_a_rebuild_with_nothing_to_convert_starts_no_ray(built, tmp_path):
+    recipe, out, _ = built
+    copy = tmp_path / "shards"
+    shutil.copytree(out, copy)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "pipeline", "corpus", "build", str(recipe), "--out", str(copy)],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Ray" not in done.stdout + done.stderr  # neither ours nor one Ray starts by itself on first use
+    assert file_stamps(copy) == file_stamps(out)
+
+
 def test_a_ray_build_writes_the_same_shards(built, demo_data, tmp_path, ray_session):
     _, reference, _ = built
     recipe = write_recipe(tmp_path / "recipe.yaml", demo_data, tmp_path / "shards", tmp_path / "cache",
