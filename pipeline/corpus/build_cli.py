@@ -30,11 +30,9 @@ def build(
              "(default: 5x the median finished shard, at least 120 s)"),
     preview_samples: int = typer.Option(8, "--preview-samples", min=1, help="samples on each dataset's preview page"),
 ) -> None:
-    """Describe, embed and convert every dataset of a recipe, then write corpus.json (what the trainer reads)
-    and corpus.html (per-dataset tables, class histograms, links to previews) beside the shards.
+    """Describe, embed and convert every dataset of a recipe, then write corpus.json (what the trainer reads) and corpus.html (per-dataset tables, class histograms, links to previews) beside the shards.
 
-    Safe to kill and re-run: a re-run keeps every finished shard and table and redoes only what changed
-    (an edited dataset entry redoes that dataset's shards alone). One progress bar covers the whole corpus."""
+    Safe to kill and re-run: finished shards and tables are kept and only what changed is redone (an edited dataset entry redoes that dataset's shards alone). One progress bar covers the whole corpus."""
     from rich.console import Console
 
     from pipeline.convert.cli import report_results

@@ -56,8 +56,10 @@ class DatasetRecipe(_Strict):
         "(default: <data_root>/<name>)")
     splits: list[str] | None = Field(default=None, min_length=1, description="default: every split of the taxonomy")
     max_samples: int | None = Field(
-        default=None, ge=1, description="convert a seeded subset of about this many samples of each split")
-    fraction: float | None = Field(default=None, gt=0, le=1, description="or: this share of each split's samples")
+        default=None, ge=1, description="convert a seeded subset of exactly this many samples of each split "
+        "(all of a smaller one; pipeline/convert/subset.py)")
+    fraction: float | None = Field(default=None, gt=0, le=1, description="or: this share of each split's samples, rounded to "
+        "the nearest sample")
     seed: int = Field(default=0, description="which subset max_samples / fraction keep")
     release: Release | None = None
 
