@@ -102,6 +102,7 @@ def build_corpus(recipe: CorpusRecipe, recipe_file: str | Path, settings: BuildS
     report_file = write_report(summary, out_dir, taxset, settings.preview_samples)
     failed = failed_splits(results, recipe.convert.max_quarantined, "the recipe's convert.max_quarantined")
     if failed:
+        _remove_summary(out_dir)  # an earlier build's, written under a looser max_quarantined
         raise BuildFailed("\n".join([*failed, (f"corpus.json was not written. The report {report_file} lists the "
                                      "quarantine reasons; fix the taxonomy or the data (or raise convert."
                                      "max_quarantined in the recipe) and run the same command again: finished "

@@ -139,6 +139,10 @@ def test_too_many_quarantined_names_the_split_writes_no_corpus_json_and_a_fix_re
     assert all(r.kept == r.shards for r in outcome.results) and file_stamps(tmp_path / "shards") == before
     ade = read_summary(tmp_path / "shards").datasets["demo-ade"].splits["training"]
     assert ade.samples == 5 and ade.quarantined == {"corrupt or truncated image": 3}
+    write_recipe(recipe, data, tmp_path / "shards", tmp_path / "cache",
+                 [{"name": "demo-ade"}, {"name": "demo-heldout"}], convert={"max_quarantined": 0.2})
+    assert cli(recipe, "--no-ray").exit_code == 1  # nothing to convert, but the check fails again:
+    assert not (tmp_path / "shards" / SUMMARY_FILE).exists()  # the last build's corpus.json goes
 
 
 def test_a_missing_root_is_named_before_anything_is_written(demo_data, tmp_path):
@@ -242,3 +246,19 @@ def test_help_names_what_a_build_does():
     assert result.exit_code == 0
     for words in ("corpus.json", "corpus.html", "--data-root", "--ray-address", "--no-ray", "re-run"):
         assert words in result.output
+
+
+def test_a_build_into_object_storage_writes_its_summary_and_report_there(demo_data, tmp_path, s3_bucket):
+    import fsspec
+
+    out = f"{s3_bucket}/corpus"
+    recipe = write_recipe(tmp_path / "recipe.yaml", demo_data, Path("unused"), tmp_path / "cache",
+                          [{"name": "demo-heldout"}, {"name": "demo-objects365", "splits": ["val"]}])
+    result = cli(recipe, "--no-ray", "--out", out)
+    assert result.exit_code == 0, result.output
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    summary = json.loads(fs.cat_file(f"{out}/{SUMMARY_FILE}"))
+    assert summary["shards"] == out
+    assert summary["datasets"]["demo-heldout"]["splits"]["val"]["samples"] == 3
+    assert fs.exists(f"{out}/corpus.html") and fs.exists(f"{out}/previews/demo-heldout/preview.html")
+    assert [p for p in fs.find(out) if ".tmp-" in p] == []
