@@ -5,6 +5,7 @@ peak RSS, seconds, and what stays in the driver afterwards. The last rows extrap
 
     python -m bench plan                       # part of `make bench`
     python -m bench.bench_plan --fraction 1.0  # one full-size run (needs ~6 GB of disk for the JSON)
+    python -m bench.bench_plan --dataset objects365 --fraction 0.03 --subset 0.5  # planning a seeded half
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ GIB = 2**30
 DATASETS = {"objects365": ("objects365-v2", "train"), "openimages": ("openimages-v6-seg", "train")}
 
 
-def _child(dataset: str, root: str, out: str) -> None:
-    """Plan one split into a store and print one JSON line (runs in its own process)."""
+def _child(dataset: str, root: str, out: str, subset: float | None = None) -> None:
+    """Plan one split into a store and print one JSON line (runs in its own process); with `subset`, a
+    seeded share of it (pipeline/convert/subset.py)."""
     import gc
     import pickle
 
@@ -37,7 +39,10 @@ def _child(dataset: str, root: str, out: str) -> None:
     tax, _ = load_dataset_file(default_taxonomy_dir() / f"{name}.yaml")
     start = time.perf_counter()
     cpu = time.process_time()
-    plans = plan_split(get_reader(tax.format), tax, Path(root), split, parse_size("1GB"), store=Path(out))
+    from pipeline.convert.subset import Subset
+
+    plans = plan_split(get_reader(tax.format), tax, Path(root), split, parse_size("1GB"), store=Path(out),
+                       subset=Subset(fraction=subset) if subset else None)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     gc.collect()
     import psutil
@@ -52,7 +57,7 @@ def _child(dataset: str, root: str, out: str) -> None:
                       "plan_bytes": max(len(pickle.dumps(p)) for p in plans)}))
 
 
-def measure(dataset: str, fraction: float, tmp: Path) -> dict:
+def measure(dataset: str, fraction: float, tmp: Path, subset: float | None = None) -> dict:
     """Generate the index at `fraction`, plan it in a subprocess, remove the files."""
     from bench.plan_inputs import objects365_index, openimages_csv
     from pipeline.paths import default_taxonomy_dir
@@ -69,7 +74,8 @@ def measure(dataset: str, fraction: float, tmp: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "bench.bench_plan", "--child", dataset, str(root), str(tmp / "plan")],
+            [sys.executable, "-m", "bench.bench_plan", "--child", dataset, str(root), str(tmp / "plan"),
+             *(["--subset", str(subset)] if subset else [])],
             capture_output=True, text=True, env=env, check=False,
         )
         if done.returncode != 0:
@@ -122,15 +128,16 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, action="append", help="size(s) to measure (default 1/3/10%%)")
     parser.add_argument("--dataset", choices=sorted(DATASETS), action="append")
     parser.add_argument("--tmp", default=None, help="work folder for the generated index")
+    parser.add_argument("--subset", type=float, default=None, help="plan only this seeded share of each split")
     args = parser.parse_args()
     if args.child:
-        _child(*args.child)
+        _child(*args.child, subset=args.subset)
         return
     rows = []
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="bench-plan-") as tmp:
         for dataset in args.dataset or list(DATASETS):
             for fraction in args.fraction or FRACTIONS:
-                row = measure(dataset, fraction, Path(tmp))
+                row = measure(dataset, fraction, Path(tmp), args.subset)
                 rows.append({k: v for k, v in row.items() if not k.startswith("_")})
                 print(json.dumps(rows[-1]), flush=True)
 

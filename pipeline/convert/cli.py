@@ -66,6 +66,17 @@ def convert(
         help="dry run: pair and read each split's first N samples (by key) and print the pairing, the classes "
              "found and the raw values the taxonomy lacks; writes nothing, starts no Ray",
     ),
+    max_samples: int | None = typer.Option(
+        None, "--max-samples", min=1,
+        help="convert a seeded subset of each split: exactly this many samples (all when the split is smaller), "
+             "the same ones whatever order the files are listed in",
+    ),
+    fraction: float | None = typer.Option(
+        None, "--fraction", min=0.0, max=1.0,
+        help="or: this share of each split's samples, rounded to the nearest sample (seeded, like --max-samples)",
+    ),
+    subset_seed: int = typer.Option(
+        0, "--subset-seed", help="which subset --max-samples / --fraction keep; changing it redoes the shards"),
     max_quarantined: float = typer.Option(
         DEFAULT_MAX_QUARANTINED, "--max-quarantined", min=0.0, max=1.0,
         help="exit 1 when a split quarantines more than this share of its samples (its shards are still "
@@ -74,17 +85,15 @@ def convert(
     ),
 ) -> None:
     """Convert a dataset into WebDataset shards, with manifests and a quarantine report. Safe to kill and re-run."""
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     from pipeline import storage
     from pipeline.convert.boxemb import box_embedder, parse_spec
-    from pipeline.convert.manifest import quarantine_path
     from pipeline.convert.plan import parse_size
     from pipeline.convert.readers import get_reader
     from pipeline.convert.runner import convert_split, ensure_ray
     from pipeline.convert.shard import ShardOptions
+    from pipeline.convert.subset import subset_from
     from pipeline.paths import default_shard_dir
     from pipeline.ray_session import stop
     from pipeline.taxonomy.load import load_taxonomy_set
@@ -97,7 +106,10 @@ def convert(
     taxes = [taxset.dataset(name) for name, _ in jobs]
 
     out_dir = storage.as_location(out) if out else default_shard_dir()
-    options = ShardOptions(strict=strict, box_embeddings=box_embeddings)
+    if fraction == 0:
+        raise BadInput("--fraction must be above 0")
+    options = ShardOptions(strict=strict, box_embeddings=box_embeddings,
+                           subset=subset_from(max_samples, fraction, subset_seed))
     console = Console()
     results = []
     started_ray = False
@@ -125,8 +137,23 @@ def convert(
                 )
     finally:
         stop(started_ray)
+    report_results(console, results, out_dir, title=f"converted into {out_dir}")
+    failed = failed_splits(results, max_quarantined)
+    if failed:
+        raise BadInput("\n".join(failed))
+
+
+def report_results(console, results: list, out_dir, title: str) -> None:
+    """What a convert (or a corpus build) prints at its end: a row per split, what the readers dropped
+    or changed by reason, why finished shards were redone, unknown raw values, quarantine reports."""
+    from rich import box
+    from rich.table import Table
+
+    from pipeline import storage
+    from pipeline.convert.manifest import quarantine_path
+
     # No vertical rules and names folded rather than cut: the table fits 80 columns.
-    table = Table(title=f"converted into {out_dir}", box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
     for col in ("dataset", "split", "shards", "kept", "written", "quarantined", "seconds", "img/s"):
         text = col in ("dataset", "split")
         table.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
@@ -159,13 +186,11 @@ def convert(
         if r.quarantined:  # the real files, one a line, so they can be copied
             console.print(f"  {r.quarantined} quarantined: {quarantine_path(storage.join(out_dir, r.dataset), r.split)}",
                           soft_wrap=True, highlight=False)
-    failed = _failed_splits(results, max_quarantined)
-    if failed:
-        raise BadInput("\n".join(failed))
 
 
-def _failed_splits(results: list, max_quarantined: float) -> list[str]:
-    """The splits that wrote nothing, or quarantined more than the allowed share, one line each."""
+def failed_splits(results: list, max_quarantined: float, setting: str = "--max-quarantined") -> list[str]:
+    """The splits that wrote nothing, or quarantined more than the allowed share, one line each (also
+    what `ssiw corpus build` checks, against its recipe's `setting`)."""
     lines = []
     for r in results:
         total = r.written + r.quarantined
@@ -173,7 +198,7 @@ def _failed_splits(results: list, max_quarantined: float) -> list[str]:
             lines.append(f"{r.dataset}/{r.split} wrote nothing: all {total} samples were quarantined")
         elif r.quarantined / total > max_quarantined:
             lines.append(f"{r.dataset}/{r.split} quarantined {r.quarantined} of {total} samples "
-                         f"({r.quarantined / total:.0%}), more than --max-quarantined {max_quarantined:g}")
+                         f"({r.quarantined / total:.0%}), more than {setting} {max_quarantined:g}")
     if lines:
         lines.append("(see the quarantine reports above; `ssiw convert ... --limit 20` shows a few samples quickly)")
     return lines

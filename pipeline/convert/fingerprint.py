@@ -19,6 +19,7 @@ from pipeline.taxonomy.schema import DatasetTaxonomy
 TAXONOMY_CHANGED = "taxonomy mapping changed (class order, raw ids, colours, ignores or format options)"
 READER_CHANGED = "reader format version changed"
 OPTIONS_CHANGED = "convert options changed"
+SUBSET_CHANGED = "subset changed (max samples, fraction or seed)"
 INPUT_CHANGED = "input files or shard size changed"
 OLDER_CONVERT = "converted by an older ssiw that recorded no inputs"
 DAMAGED = "shard file missing or damaged"
@@ -42,11 +43,16 @@ def _digest(data: object) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def convert_inputs(tax: DatasetTaxonomy, reader: object, options_tag: str) -> dict[str, str]:
-    """The non-file inputs of every shard of a job, as recorded in each shard's part."""
+def convert_inputs(tax: DatasetTaxonomy, reader: object, options_tag: str, subset_tag: str | None = None) -> dict[str, str]:
+    """The non-file inputs of every shard of a job, as recorded in each shard's part. A subset
+    (pipeline/convert/subset.py) is recorded only when there is one, so shards of a whole split keep
+    the fingerprints they had before subsets existed."""
     # A registry Format has a name and a version; the tests' FunctionReaders have neither.
     reader_id = f"{getattr(reader, 'name', 'custom')} v{getattr(reader, 'version', 0)}"
-    return {"taxonomy": _digest(taxonomy_mapping(tax)), "reader": reader_id, "options": options_tag}
+    inputs = {"taxonomy": _digest(taxonomy_mapping(tax)), "reader": reader_id, "options": options_tag}
+    if subset_tag is not None:
+        inputs["subset"] = subset_tag
+    return inputs
 
 
 def fingerprint_options(inputs: dict[str, str]) -> str:
@@ -69,4 +75,6 @@ def redo_reason(part: dict | None, fingerprint: str, inputs: dict[str, str]) -> 
         return f"{READER_CHANGED} ({old.get('reader')} -> {inputs['reader']})"
     if old.get("options") != inputs["options"]:
         return OPTIONS_CHANGED
+    if old.get("subset") != inputs.get("subset"):
+        return SUBSET_CHANGED
     return INPUT_CHANGED

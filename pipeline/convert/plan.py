@@ -20,6 +20,7 @@ from pathlib import Path
 from pipeline.convert.absent import absent_folders
 from pipeline.convert.order import in_shard_order
 from pipeline.convert.readers.base import Reader, WorkItem
+from pipeline.convert.subset import Subset, choose
 from pipeline.errors import BadInput
 from pipeline.names import path_name
 from pipeline.shard_format import KEY_PATTERN, KEY_RULE
@@ -217,6 +218,16 @@ def _check_keys(where: str, keys: list[str], order: list[int]) -> None:
         raise BadInput(f"{where}: keys planned more than once: {dupes[:5]}")
 
 
+def _item_paths(planned, kept) -> list:
+    """Image and annotation path of each kept item, in turn (what _stat_all sizes)."""
+    from pipeline.convert.readers.plan_columns import ItemColumns
+
+    if isinstance(planned, ItemColumns):
+        anns = planned.annotations
+        return [p for i in kept for p in (planned.images[i], anns[i] if anns is not None else None)]
+    return [p for i in kept for p in (planned[i].image, planned[i].annotation)]
+
+
 def plan_split(
     reader: Reader,
     tax: DatasetTaxonomy,
@@ -226,9 +237,11 @@ def plan_split(
     options: str = "",
     store: Path | str | None = None,
     max_samples: int = DEFAULT_SHARD_SAMPLES,
+    subset: Subset | None = None,
 ) -> Plans:
     """Plan a split into shards. With `store` (a folder or object-store prefix), the plan is written there and each shard
-    carries only a reference to its row group; without, items travel inline in the ShardPlans."""
+    carries only a reference to its row group; without, items travel inline in the ShardPlans. With
+    `subset`, only its seeded share of the split's items is planned (pipeline/convert/subset.py)."""
     import numpy as np
 
     from pipeline.convert import plan_store
@@ -239,29 +252,34 @@ def plan_split(
     if not isinstance(planned, ItemColumns):
         planned = list(planned)
         keys = [it.key for it in planned]
-        paths = [p for it in planned for p in (it.image, it.annotation)]
     else:
         keys = planned.keys
-        anns = planned.annotations or [None] * len(keys)
-        paths = [p for pair in zip(planned.images, anns) for p in pair]
     _check_keys(f"{tax.name}/{split}", keys, sorted(range(len(keys)), key=keys.__getitem__))
+    # Positions of the items planned, ascending: every item, or the subset's (no copy of the items).
+    kept = range(len(keys)) if subset is None else choose(keys, subset).tolist()
+    if subset is not None:
+        notes[f"not in the seeded subset ({subset.tag()})"] = len(keys) - len(kept)
+    paths = _item_paths(planned, kept)
     # Shards are cut in seeded random order, not key order, so each is a random sample of the split.
-    order = in_shard_order(range(len(keys)), tax.name, split, key=keys.__getitem__)
+    order = np.asarray(in_shard_order(kept, tax.name, split, key=keys.__getitem__), dtype=np.int64)
     # Bytes a sample will take in a shard: image + annotation (the label PNG is about as big) + headers.
     stat = _stat_all(paths)
     absent = absent_folders(str(root), _locate_missing(reader, planned, paths, stat))
     del paths
     stat = np.maximum(stat, 0)
-    sizes = (stat[0::2] + stat[1::2] + TAR_OVERHEAD_PER_SAMPLE)[np.asarray(order, dtype=np.int64)]
+    # stat holds the kept items in position order; searchsorted finds each ordered item's place there.
+    place = np.searchsorted(np.asarray(kept, dtype=np.int64), order)
+    sizes = (stat[0::2] + stat[1::2] + TAR_OVERHEAD_PER_SAMPLE)[place]
+    del place
     groups = cut_groups(sizes.tolist(), target_bytes, max_samples)
     if store is None:
         if isinstance(planned, ItemColumns):
-            items = [planned.item(i) for i in order]
+            items = [planned.item(i) for i in order.tolist()]
         else:
-            items = [planned[i] for i in order]
+            items = [planned[i] for i in order.tolist()]
         return Plans(cut_shards(tax, split, items, sizes.tolist(), target_bytes, options, max_samples), notes, absent)
-    prints = plan_store.write_to(store, planned, np.asarray(order, dtype=np.int64), groups, sizes, options)
-    del planned, keys, order
+    prints = plan_store.write_to(store, planned, order, groups, sizes, options)
+    del planned, keys, order, kept
     _release_freed_memory()
     return Plans(
         [

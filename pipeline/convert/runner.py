@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pipeline import storage
 from pipeline.convert import plan_store
-from pipeline.convert.fingerprint import convert_inputs, fingerprint_options, redo_reason
+from pipeline.convert.fingerprint import fingerprint_options, redo_reason
 from pipeline.convert.manifest import INDEX_FILE, assemble_split, build_index, manifest_path, quarantine_path
-from pipeline.convert.plan import DEFAULT_SHARD_SAMPLES, ShardPlan, plan_split
+from pipeline.convert.plan import DEFAULT_SHARD_SAMPLES, Plans, ShardPlan, plan_split
 from pipeline.convert.plan_store import plan_folder
 from pipeline.convert.readers.base import Reader
 from pipeline.convert.readers.pairing import split_spec
@@ -167,6 +167,113 @@ def _run_on_ray(tax, reader, todo, out_dir, options, bar, workers: int | None, t
     scheduler.sweep_nodes()
 
 
+@dataclass
+class SplitJob:
+    """One split planned and checked against what earlier runs finished: what `run_job` converts.
+
+    Holds ShardPlans only (the items are in the stored plan), so a corpus build can plan every split
+    first, size one progress bar for all of them, and then convert them in turn."""
+
+    tax: DatasetTaxonomy
+    reader: Reader
+    split: str
+    out_dir: storage.Location
+    out_ds: storage.Location
+    store: storage.Location
+    options: ShardOptions
+    plans: Plans
+    todo: list[ShardPlan]
+    redone: dict[str, int]
+    planning_s: float
+
+    @property
+    def total(self) -> int:
+        """Items planned (samples written plus those that will be quarantined)."""
+        return sum(p.count for p in self.plans)
+
+    @property
+    def remaining(self) -> int:
+        """Items of the shards still to convert."""
+        return sum(p.count for p in self.todo)
+
+
+def plan_job(
+    tax: DatasetTaxonomy,
+    reader: Reader,
+    root: Path,
+    split: str,
+    out_dir: storage.Location,
+    *,
+    shard_bytes: int,
+    options: ShardOptions | None = None,
+    shard_samples: int = DEFAULT_SHARD_SAMPLES,
+) -> SplitJob:
+    """Check the inputs, plan the split into its stored plan, clear stale temps and say which shards
+    are still to do (and why finished ones are redone)."""
+    options = options or ShardOptions()
+    start = time.perf_counter()
+    check_inputs(tax, root, split)
+    if storage.is_remote(out_dir) and not storage.bucket_exists(out_dir):
+        raise ConvertError(f"{out_dir}: no such bucket, or these credentials cannot see it (AWS_* variables, ~/.aws)")
+    out_dir = out_dir if storage.is_remote(out_dir) else Path(out_dir).resolve()
+    out_ds = storage.join(out_dir, path_name(tax.name, "dataset name"))
+    # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
+    # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
+    store = plan_folder(out_ds, split)
+    # The fingerprint covers the taxonomy's mapping and the reader's version, not only the files:
+    # after an edited YAML, the shards whose labels would change are redone (fingerprint.py).
+    inputs = options.inputs(tax, reader)
+    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, fingerprint_options(inputs),
+                       store=store, max_samples=shard_samples, subset=options.subset)
+    if not plans:
+        plan_store.remove(store)
+        raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
+    report_absent(tax.name, split, plans)
+    storage.makedirs(out_ds)
+    todo = prepare(out_ds, split, plans)
+    redone = redo_reasons(out_ds, todo, inputs)
+    return SplitJob(tax, reader, split, out_dir, out_ds, store, options, plans, todo, redone,
+                    time.perf_counter() - start)
+
+
+def run_job(
+    job: SplitJob,
+    bar,
+    *,
+    use_ray: bool = False,
+    workers: int | None = None,
+    task_timeout: float | None = None,
+    index: bool = True,
+) -> SplitResult:
+    """Convert the job's remaining shards, advancing `bar` (a tqdm bar: this split's own, or one over
+    a whole corpus) by each shard's items as it finishes; then assemble the manifest and quarantine report."""
+    start = time.perf_counter()
+    tax, reader, split, out_dir, out_ds = job.tax, job.reader, job.split, job.out_dir, job.out_ds
+    if job.todo and use_ray:  # nothing to do touches no Ray API: one would start an unmanaged Ray
+        _run_on_ray(tax, reader, job.todo, out_dir, job.options, bar, workers, task_timeout)
+    elif job.todo:
+        _run_in_process(tax, reader, job.todo, out_dir, job.options, bar)
+    remove_split_temps(out_ds, split)  # of tasks killed with their node, or cancelled, during this run
+    notes: dict[str, int] = {}  # what reading did to written samples (boxes clipped, pixels snapped), summed
+    written, quarantined = assemble_split(out_ds, tax, split, job.plans, notes)
+    plan_store.remove(job.store)
+    unknown = tally(quarantine_path(out_ds, split), tax.name, split) if quarantined else []
+    if index:
+        build_index(out_dir)
+    return SplitResult(
+        dataset=tax.name,
+        split=split,
+        shards=len(job.plans),
+        kept=len(job.plans) - len(job.todo),
+        written=written,
+        quarantined=quarantined,
+        seconds=job.planning_s + time.perf_counter() - start,
+        notes={**job.plans.notes, **notes},  # counted while planning, then while reading
+        unknown=unknown,
+        redone=job.redone,
+    )
+
+
 def convert_split(
     tax: DatasetTaxonomy,
     reader: Reader,
@@ -183,59 +290,11 @@ def convert_split(
     task_timeout: float | None = None,
     shard_samples: int = DEFAULT_SHARD_SAMPLES,
 ) -> SplitResult:
+    """Plan and convert one split, with a progress bar of its own (`plan_job` + `run_job`)."""
     from tqdm import tqdm
 
-    options = options or ShardOptions()
-    start = time.perf_counter()
-    check_inputs(tax, root, split)
-    if storage.is_remote(out_dir) and not storage.bucket_exists(out_dir):
-        raise ConvertError(f"{out_dir}: no such bucket, or these credentials cannot see it (AWS_* variables, ~/.aws)")
-    out_dir = out_dir if storage.is_remote(out_dir) else Path(out_dir).resolve()
-    out_ds = storage.join(out_dir, path_name(tax.name, "dataset name"))
-    # The plan goes to disk and each task reads its own shard's rows: the driver keeps no per-image
-    # data while tasks run, and a task's arguments stay a few hundred bytes (Objects365: 1.7M images).
-    store = plan_folder(out_ds, split)
-    # The fingerprint covers the taxonomy's mapping and the reader's version, not only the files:
-    # after an edited YAML, the shards whose labels would change are redone (fingerprint.py).
-    inputs = convert_inputs(tax, reader, options.tag())
-    plans = plan_split(reader, tax, Path(root).resolve(), split, shard_bytes, fingerprint_options(inputs),
-                       store=store, max_samples=shard_samples)
-    if not plans:
-        plan_store.remove(store)
-        raise ConvertError(f"{tax.name}/{split}: the reader found no samples under {root}")
-    report_absent(tax.name, split, plans)
-    storage.makedirs(out_ds)
-    todo = prepare(out_ds, split, plans)
-    redone = redo_reasons(out_ds, todo, inputs)
-    total = sum(p.count for p in plans)
-    with tqdm(
-        total=total,
-        initial=total - sum(p.count for p in todo),
-        unit="img",
-        desc=f"{tax.name}/{split}",
-        disable=not progress,
-        dynamic_ncols=True,
-    ) as bar:
-        if use_ray:
-            _run_on_ray(tax, reader, todo, out_dir, options, bar, workers, task_timeout)
-        else:
-            _run_in_process(tax, reader, todo, out_dir, options, bar)
-    remove_split_temps(out_ds, split)  # of tasks killed with their node, or cancelled, during this run
-    notes: dict[str, int] = {}  # what reading did to written samples (boxes clipped, pixels snapped), summed
-    written, quarantined = assemble_split(out_ds, tax, split, plans, notes)
-    plan_store.remove(store)
-    unknown = tally(quarantine_path(out_ds, split), tax.name, split) if quarantined else []
-    if index:
-        build_index(out_dir)
-    return SplitResult(
-        dataset=tax.name,
-        split=split,
-        shards=len(plans),
-        kept=len(plans) - len(todo),
-        written=written,
-        quarantined=quarantined,
-        seconds=time.perf_counter() - start,
-        notes={**plans.notes, **notes},  # counted while planning, then while reading
-        unknown=unknown,
-        redone=redone,
-    )
+    job = plan_job(tax, reader, root, split, out_dir, shard_bytes=shard_bytes, options=options,
+                   shard_samples=shard_samples)
+    with tqdm(total=job.total, initial=job.total - job.remaining, unit="img", desc=f"{tax.name}/{split}",
+              disable=not progress, dynamic_ncols=True) as bar:
+        return run_job(job, bar, use_ray=use_ray, workers=workers, task_timeout=task_timeout, index=index)

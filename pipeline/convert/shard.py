@@ -18,6 +18,7 @@ from pipeline.convert.encode import encode_sample
 from pipeline.convert.fingerprint import convert_inputs
 from pipeline.convert.plan import ShardPlan
 from pipeline.convert.readers.base import BadSample, Reader
+from pipeline.convert.subset import Subset
 from pipeline.convert.tario import DeterministicTarWriter
 from pipeline.errors import SsiwError
 from pipeline.names import path_name
@@ -31,10 +32,15 @@ PARTS_DIR = ".parts"
 class ShardOptions:
     strict: bool = False
     box_embeddings: str | None = None  # "open_clip:MODEL:PRETRAINED"
+    subset: Subset | None = None  # planned only a seeded share of the split; recorded in each part
 
     def tag(self) -> str:
         """What, besides the input, changes a shard's bytes: part of every shard's fingerprint."""
         return f"box_embeddings={self.box_embeddings}"
+
+    def inputs(self, tax: DatasetTaxonomy, reader: Reader) -> dict[str, str]:
+        """The job's non-file inputs (fingerprint.py), as the planner hashes them and each part records them."""
+        return convert_inputs(tax, reader, self.tag(), self.subset.tag() if self.subset else None)
 
 
 class StrictStop(SsiwError):
@@ -140,7 +146,7 @@ def convert_shard(
     part = {
         "shard": shard_name,
         "fingerprint": plan.fingerprint,
-        "inputs": convert_inputs(tax, reader, options.tag()),  # lets a re-run say why it redoes this shard
+        "inputs": options.inputs(tax, reader),  # lets a re-run say why it redoes this shard
         "tar_bytes": tar_bytes,
         "samples": rows,
         "quarantine": quarantine,

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
+
+from pipeline.corpus import build_cli
 
 app = typer.Typer(help="The merged training corpus as one recipe (taxonomies/corpora/): check the downloads "
                        "against the releases, build the shards.", no_args_is_help=True)
 
-RECIPE_HELP = "recipe YAML, or the name of a shipped recipe (taxonomies/corpora/, e.g. ssiw-paper)"
 TABLE_WIDTH = 100  # the table never grows wider; rich folds long names inside it
-
-
-def recipe_path(recipe: str) -> Path:
-    """A path as given, else a shipped recipe of that name; load_recipe names a path that is neither."""
-    from pipeline.paths import shipped_recipe_dir
-
-    given = Path(recipe)
-    shipped = shipped_recipe_dir() / f"{recipe}.yaml"
-    if not given.is_file() and "/" not in recipe and shipped.is_file():
-        return shipped
-    return given
 
 
 @app.command("check")
 def check(
-    recipe: str = typer.Argument(..., help=RECIPE_HELP),
+    recipe: str = typer.Argument(..., help=build_cli.RECIPE_HELP),
     data_root: str | None = typer.Option(None, "--data-root", help="folder holding every dataset's folder "
                                          "[default: the recipe's data_root]"),
     as_json: bool = typer.Option(False, "--json", help="print the findings as JSON instead of a table"),
@@ -38,9 +27,9 @@ def check(
     problem. Exits 1 when a split has no images or fewer than the release, or its index or a part is missing.
     """
     from pipeline.corpus.check import check_recipe, has_problems
-    from pipeline.corpus.recipe import load_recipe
+    from pipeline.corpus.recipe import find_recipe, load_recipe
 
-    path = recipe_path(recipe)
+    path = find_recipe(recipe)
     loaded = load_recipe(path).with_overrides(data_root=data_root)
     reports = _with_spinner(lambda progress: check_recipe(loaded, str(path), progress))
     if as_json:
@@ -100,3 +89,6 @@ def _print_table(reports, title: str) -> None:
         typer.echo(f"note: {line}")
     if not problem_lines(reports):
         typer.echo(f"all {len(reports)} splits complete")
+
+
+app.command("build")(build_cli.build)

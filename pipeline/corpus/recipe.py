@@ -69,8 +69,10 @@ class DatasetRecipe(_Strict):
         "(default: <data_root>/<name>)")
     splits: list[str] | None = Field(default=None, min_length=1, description="default: every split of the taxonomy")
     max_samples: int | None = Field(
-        default=None, ge=1, description="convert a seeded subset of about this many samples of each split")
-    fraction: float | None = Field(default=None, gt=0, le=1, description="or: this share of each split's samples")
+        default=None, ge=1, description="convert a seeded subset of exactly this many samples of each split "
+        "(all of a smaller one; pipeline/convert/subset.py)")
+    fraction: float | None = Field(default=None, gt=0, le=1, description="or: this share of each split's samples, rounded to "
+        "the nearest sample")
     seed: int = Field(default=0, description="which subset max_samples / fraction keep")
     release: Release | None = None
 
@@ -150,10 +152,11 @@ class CorpusRecipe(_Strict):
         return Path(self.data_root) / (entry.root if entry.root is not None else entry.name)
 
     def with_overrides(self, *, data_root: str | None = None, out: str | None = None,
-                       cache: str | None = None) -> CorpusRecipe:
-        """The recipe with the command line's locations in place of its own."""
-        changes = {k: v for k, v in {"data_root": data_root, "out": out, "cache": cache}.items() if v is not None}
-        return self.model_copy(update=changes)
+                       cache: str | None = None, taxonomies: list[str] | None = None) -> CorpusRecipe:
+        """The recipe with the command line's locations in place of its own (taxonomy folders: the
+        whole list)."""
+        given = {"data_root": data_root, "out": out, "cache": cache, "taxonomies": taxonomies}
+        return self.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
 def dataset_hash(recipe: CorpusRecipe, entry: DatasetRecipe) -> str:
@@ -167,6 +170,18 @@ def dataset_hash(recipe: CorpusRecipe, entry: DatasetRecipe) -> str:
 def recipe_hash(recipe: CorpusRecipe) -> str:
     """The whole validated recipe, canonical JSON, hashed: written into corpus.json."""
     return hashlib.sha256(json.dumps(recipe.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def find_recipe(recipe: str | Path) -> Path:
+    """A path as given, else a shipped recipe of that name (`ssiw-paper`); load_recipe names a path that
+    is neither."""
+    from pipeline.paths import shipped_recipe_dir
+
+    given = Path(recipe)
+    shipped = shipped_recipe_dir() / f"{recipe}.yaml"
+    if not given.is_file() and "/" not in str(recipe) and shipped.is_file():
+        return shipped
+    return given
 
 
 def load_recipe(path: str | Path) -> CorpusRecipe:

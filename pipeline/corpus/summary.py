@@ -39,6 +39,8 @@ class DatasetSummary(_Strict):
     dataset_hash: str = Field(description="pipeline.corpus.recipe.dataset_hash of its recipe entry")
     splits: dict[str, SplitSummary]
     preview: str | None = Field(default=None, description="the dataset's preview page, relative to the report")
+    subset: str | None = Field(default=None, description="the seeded cap its splits were converted with, "
+                               "e.g. 'max_samples=100 seed=0'; None: every sample")
 
 
 class CorpusSummary(_Strict):

@@ -6,12 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.paths import default_taxonomy_dir
 from pipeline.taxonomy.yaml_io import read_yaml
 
 TRAIN_SPLITS = {"demo-ade": "training", "demo-coco": "train2017", "demo-openimages": "train", "demo-objects365": "train"}
 VAL_SPLITS = {"demo-ade": "validation", "demo-coco": "val2017", "demo-openimages": "validation",
               "demo-objects365": "val", "demo-heldout": "val"}
 HELDOUT = "demo-heldout"
+# `make demo` builds its corpus from this shipped recipe, whose paths are under RECIPE_OUT.
+DEMO_RECIPE = default_taxonomy_dir() / "corpora" / "demo.yaml"
+RECIPE_OUT = "demo-out"
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.corpus.summary import REPORT_FILE, SUMMARY_FILE
 from pipeline.demo.layout import HELDOUT, VAL_SPLITS, first_validation_items
 from pipeline.safe_write import save_figure, write_text_atomic
 
@@ -163,6 +164,12 @@ def write_demo_report(p, run: Path, heldout_json: Path, in_domain_json: Path, ti
         *[f"| {name} | {'-' if v is None else f'{100 * v:.1f}'} |" for name, v in h["per_class"].items()],
         "",
         f"![per-class IoU]({_rel(heldout_json.parent / 'per_class_iou.png', p.out)})",
+        "",
+        "## Corpus",
+        "",
+        (f"`ssiw corpus build` wrote [the corpus report]({_rel(p.shards / REPORT_FILE, p.out)}) (every dataset's "
+         f"splits, class histogram, quarantine reasons and a preview of its samples) and "
+         f"[corpus.json]({_rel(p.shards / SUMMARY_FILE, p.out)}) beside the shards."),
         "",
         "## Examples (image, ground truth, prediction with the dataset's own label sentences)",
         "",

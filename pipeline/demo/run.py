@@ -16,7 +16,15 @@ from pathlib import Path
 
 from pipeline.demo import report
 from pipeline.demo.corpus import CorpusSize, write_corpus
-from pipeline.demo.layout import HELDOUT, TRAIN_SPLITS, VAL_SPLITS, Paths, first_validation_items
+from pipeline.demo.layout import (
+    DEMO_RECIPE,
+    HELDOUT,
+    RECIPE_OUT,
+    TRAIN_SPLITS,
+    VAL_SPLITS,
+    Paths,
+    first_validation_items,
+)
 from pipeline.safe_write import write_text_atomic
 from pipeline.taxonomy.yaml_io import dump_yaml
 
@@ -90,16 +98,20 @@ def prepare(p: Paths, s: Settings, timer: Timer) -> None:
         print(f"   wrote {p.out / 'data'} and taxonomy YAMLs in {p.taxonomies}")
     with timer.step("Validate the taxonomies"):
         ssiw("taxonomy", "validate", "--taxonomies", p.taxonomies)
-    with timer.step("Describe every label (offline: the registry's own sentences)"):
-        ssiw("describe", "--offline", "--no-ray", "--taxonomies", p.taxonomies, "--cache", p.cache)
-    with timer.step("Embed label sentences and label words with MiniLM"):
-        for mode in ("sentence", "word"):
-            ssiw("embed", "--encoder", "minilm", "--mode", mode, "--taxonomies", p.taxonomies, "--cache", p.cache)
+    with timer.step("Build the corpus from its recipe: describe every label (offline), embed sentences and words "
+                    "with MiniLM, convert every dataset into WebDataset shards (Ray)"):
+        ssiw("corpus", "build", DEMO_RECIPE, *recipe_overrides(p))
     with timer.step("Audit the label texts"):
         ssiw("labels", "similarity", "--encoder", "minilm", "--mode", "both", "--taxonomies", p.taxonomies,
              "--cache", p.cache, "--out", p.figures / "similarity.png")
-    with timer.step("Convert every dataset into WebDataset shards (Ray)"):
-        ssiw("convert", "--all", "--roots", p.out / "roots.yaml", "--out", p.shards, "--taxonomies", p.taxonomies)
+
+
+def recipe_overrides(p: Paths) -> list[object]:
+    """The demo recipe's paths are those of `make demo` (demo-out/ under the current directory); any
+    other output folder is passed in their place."""
+    if p.out == Path(RECIPE_OUT):
+        return []
+    return ["--data-root", p.out / "data", "--out", p.shards, "--cache", p.cache, "--taxonomies", p.taxonomies]
 
 
 def train(p: Paths, s: Settings, timer: Timer, name: str, datasets: dict[str, dict], mode: str = "sentence") -> Path:

@@ -16,7 +16,7 @@ def test_demo_runs_every_step_and_beats_chance(tmp_path):
     p = Paths(settings.out)
     text = report.read_text()
     for figure in ("figures/examples.png", "figures/losses.png", "figures/similarity-sentence.png",
-                   "eval/demo/demo-heldout/per_class_iou.png"):
+                   "eval/demo/demo-heldout/per_class_iou.png", "shards/corpus.html", "shards/corpus.json"):
         assert (p.out / figure).is_file(), figure
         assert figure in text, figure
     heldout = json.loads((p.eval_dir("demo", HELDOUT) / "results.json").read_text())
