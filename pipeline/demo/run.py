@@ -79,10 +79,15 @@ def ssiw(*args: object) -> None:
 
 
 def train_config(p: Paths, s: Settings, name: str, datasets: dict[str, dict], table: Path) -> Path:
-    """A training YAML for the demo's small CPU model; written as a user would write one."""
+    """A training YAML for the demo's small CPU model; written as a user would write one. The whole corpus
+    with its sentence table is named by its corpus.json, as a user of `ssiw corpus build` would; a subset
+    or another table is listed field by field."""
+    whole = datasets == {d: {} for d in TRAIN_SPLITS} and table == p.table()
+    where = {"corpus": str(p.shards / "corpus.json")} if whole else {
+        "shards": str(p.shards), "table": str(table),
+        "datasets": [{"name": d, "split": TRAIN_SPLITS[d], **extra} for d, extra in datasets.items()]}
     cfg = {
-        "name": name, "out_dir": str(p.runs), "shards": str(p.shards), "table": str(table),
-        "datasets": [{"name": d, "split": TRAIN_SPLITS[d], **extra} for d, extra in datasets.items()],
+        "name": name, "out_dir": str(p.runs), **where,
         "model": s.model, "weights": "random", "width": 64, "crop": [s.size.image_size] * 2, "short_edge": s.size.image_size,
         "scale": [0.75, 1.5], "batch_size": 8, "steps": s.steps, "epoch_samples": 8 * s.steps,
         "lr": 1.0e-3, "warmup_steps": 20, "workers": 1, "amp": False, "seed": s.seed,
